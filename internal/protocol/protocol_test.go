@@ -1,0 +1,102 @@
+package protocol
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestDecode(t *testing.T) {
+	cases := []struct {
+		in, typ, id string
+		err         string // "" ok, "notjson", or the bad_request message
+	}{
+		{`{"type":"ping","id":1}`, "ping", "1", ""},
+		{`{"type":"ping","id":"a"}`, "ping", `"a"`, ""},
+		{`{"type":"ping","id":null}`, "ping", "", ""},
+		{`not json`, "", "", "notjson"},
+		{`{"type":`, "", "", "notjson"},
+		{``, "", "", "notjson"},
+		{`[]`, "", "", "a message must be a JSON object"},
+		{`"ping"`, "", "", "a message must be a JSON object"},
+		{`null`, "", "", "missing field type"},
+		{`{}`, "", "", "missing field type"},
+		{`{"type":""}`, "", "", "field type must not be empty"},
+		{`{"type":1,"id":2}`, "", "2", "field type must be a string"},
+		{`{"type":"x","id":true}`, "", "", "field id must be a string or a number"},
+	}
+	for _, tc := range cases {
+		env, err := Decode([]byte(tc.in))
+		switch {
+		case tc.err == "notjson":
+			if !errors.Is(err, ErrNotJSON) {
+				t.Errorf("%s: err %v, want ErrNotJSON", tc.in, err)
+			}
+		case tc.err != "":
+			var re *RequestError
+			if !errors.As(err, &re) || re.Code != CodeBadRequest || re.Message != tc.err {
+				t.Errorf("%s: err %v, want bad_request %q", tc.in, err, tc.err)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", tc.in, err)
+		}
+		if env.Type != tc.typ || string(env.ID) != tc.id {
+			t.Errorf("%s: type %q id %q, want %q %q", tc.in, env.Type, env.ID, tc.typ, tc.id)
+		}
+	}
+}
+
+func TestIntoNamesTheField(t *testing.T) {
+	env, err := Decode([]byte(`{"type":"subscribe","channel":5}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Channel string `json:"channel"`
+	}
+	err = env.Into(&v)
+	var re *RequestError
+	if !errors.As(err, &re) || re.Message != "field channel must be a string" {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestValidID(t *testing.T) {
+	for _, ok := range []string{"a", "op_test_123", "A.b-c_d", "0" + string(make([]byte, 0))} {
+		if !ValidID(ok) {
+			t.Errorf("%q should be valid", ok)
+		}
+	}
+	long := ""
+	for i := 0; i < 65; i++ {
+		long += "a"
+	}
+	for _, bad := range []string{"", "_a", ".a", "a/b", "a b", "ä", long} {
+		if ValidID(bad) {
+			t.Errorf("%q should be invalid", bad)
+		}
+	}
+}
+
+// FuzzDecode checks that the decoder never panics, classifies every input,
+// and only returns ids that are JSON strings or numbers.
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{`{"type":"ping","id":1}`, `not json`, `{"type":1}`, `[]`, `{"id":{"a":1},"type":"x"}`, "{\"type\":\"\xff\"}"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		env, err := Decode(b)
+		var re *RequestError
+		switch {
+		case err == nil:
+			if env.Type == "" {
+				t.Fatal("accepted a message without a type")
+			}
+		case errors.Is(err, ErrNotJSON), errors.As(err, &re):
+		default:
+			t.Fatalf("unclassified error %v", err)
+		}
+		if len(env.ID) > 0 && env.ID[0] != '"' && env.ID[0] != '-' && (env.ID[0] < '0' || env.ID[0] > '9') {
+			t.Fatalf("id %q is neither a string nor a number", env.ID)
+		}
+	})
+}
