@@ -1,0 +1,253 @@
+// Package backbone connects a Tether node to NATS, the backbone every
+// feature above the connection is built on: core pub/sub for fan-out,
+// JetStream streams for event history, and JetStream key-value buckets for
+// state. By default it starts an embedded NATS server with JetStream storing
+// under the data directory; with a URL it joins an external server or
+// cluster instead, and nothing above this package can tell the difference.
+package backbone
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config says how to reach NATS.
+type Config struct {
+	// URL of an external NATS server or cluster (comma-separated); empty
+	// starts an embedded server.
+	URL string
+	// DataDir is where the embedded server keeps JetStream's files.
+	DataDir string
+	// Listen is the host:port on which the embedded server accepts backend
+	// clients; empty means in-process only. Port 0 picks a free port.
+	Listen string
+	// Name identifies this node to NATS.
+	Name string
+	// Replicas is the replication factor of the streams and buckets that
+	// Tether creates.
+	Replicas int
+	Logger   *slog.Logger
+}
+
+// Backbone is a live connection to NATS, and the embedded server if any.
+type Backbone struct {
+	// NC is the core NATS connection.
+	NC *nats.Conn
+	// JS is the JetStream API on NC.
+	JS       jetstream.JetStream
+	Replicas int
+
+	srv *server.Server
+	log *slog.Logger
+}
+
+// Start connects to NATS, starting the embedded server first when no URL is
+// configured.
+func Start(ctx context.Context, cfg Config) (*Backbone, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Replicas < 1 {
+		cfg.Replicas = 1
+	}
+	b := &Backbone{log: cfg.Logger, Replicas: cfg.Replicas}
+	opts := []nats.Option{
+		nats.Name("tether " + cfg.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		// Fan-out subscriptions must not be cut off as slow consumers by the
+		// client library: Tether bounds its own queues per connection.
+		nats.SyncQueueLen(1 << 16),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				cfg.Logger.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { cfg.Logger.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+	}
+	url := cfg.URL
+	if url == "" {
+		srv, err := startEmbedded(cfg)
+		if err != nil {
+			return nil, err
+		}
+		b.srv = srv
+		opts = append(opts, nats.InProcessServer(srv))
+	} else {
+		opts = append(opts, nats.RetryOnFailedConnect(false))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		b.shutdownServer()
+		return nil, fmt.Errorf("connect to nats %s: %w", redact(url), err)
+	}
+	b.NC = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	b.JS = js
+	// Fail at start, not at the first request, when JetStream is missing.
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := js.AccountInfo(actx); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("jetstream unavailable on %s (is it enabled?): %w", redact(url), err)
+	}
+	return b, nil
+}
+
+func startEmbedded(cfg Config) (*server.Server, error) {
+	opts := &server.Options{
+		ServerName: "tether-" + sanitizeName(cfg.Name),
+		JetStream:  true,
+		StoreDir:   filepath.Join(cfg.DataDir, "jetstream"),
+		NoSigs:     true,
+		NoLog:      true,
+		DontListen: cfg.Listen == "",
+		// JetStream's own defaults take a share of the machine's memory and
+		// disk; bound them so an embedded node stays a good neighbour.
+		JetStreamMaxMemory: 256 << 20,
+	}
+	if cfg.Listen != "" {
+		host, port, err := net.SplitHostPort(cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("nats-listen %q: %w", cfg.Listen, err)
+		}
+		opts.Host = host
+		if opts.Port, err = strconv.Atoi(port); err != nil {
+			return nil, fmt.Errorf("nats-listen %q: bad port", cfg.Listen)
+		}
+		if opts.Port == 0 {
+			opts.Port = server.RANDOM_PORT
+		}
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(15 * time.Second) {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, errors.New("embedded nats did not become ready within 15s")
+	}
+	return srv, nil
+}
+
+// Ready reports whether the connection to NATS is up.
+func (b *Backbone) Ready() bool { return b.NC != nil && b.NC.IsConnected() }
+
+// ClientURL is the URL backends can use to reach the embedded server, or the
+// configured external URL; empty when the embedded server is in-process only.
+func (b *Backbone) ClientURL() string {
+	if b.srv == nil {
+		return b.NC.ConnectedUrlRedacted()
+	}
+	if b.srv.Addr() == nil {
+		return ""
+	}
+	return b.srv.ClientURL()
+}
+
+// Embedded reports whether this node runs its own NATS server.
+func (b *Backbone) Embedded() bool { return b.srv != nil }
+
+// Close drains the connection and then stops the embedded server, so that
+// pending publishes reach JetStream before it stops.
+func (b *Backbone) Close() {
+	if b.NC != nil {
+		done := make(chan struct{})
+		b.NC.SetClosedHandler(func(*nats.Conn) { close(done) })
+		if err := b.NC.Drain(); err != nil {
+			b.NC.Close()
+		} else {
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				b.NC.Close()
+			}
+		}
+	}
+	b.shutdownServer()
+}
+
+func (b *Backbone) shutdownServer() {
+	if b.srv != nil {
+		b.srv.Shutdown()
+		b.srv.WaitForShutdown()
+		b.srv = nil
+	}
+}
+
+// SubjectToken turns an arbitrary string (a user id, a channel name) into a
+// single NATS subject token. NATS reserves '.', '*', '>' and white space, so
+// those bytes, '%' itself and anything outside printable ASCII are written
+// as %XX; a string that needs no escaping is returned unchanged.
+func SubjectToken(s string) string {
+	clean := s != ""
+	for i := 0; i < len(s) && clean; i++ {
+		clean = !needsEscape(s[i])
+	}
+	if clean {
+		return s
+	}
+	if s == "" {
+		return "%"
+	}
+	const hex = "0123456789ABCDEF"
+	var sb strings.Builder
+	sb.Grow(len(s) + 8)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if needsEscape(c) {
+			sb.WriteByte('%')
+			sb.WriteByte(hex[c>>4])
+			sb.WriteByte(hex[c&15])
+			continue
+		}
+		sb.WriteByte(c)
+	}
+	return sb.String()
+}
+
+func needsEscape(c byte) bool {
+	return c <= ' ' || c >= 0x7f || c == '.' || c == '*' || c == '>' || c == '%'
+}
+
+func sanitizeName(s string) string {
+	var sb strings.Builder
+	for _, r := range s {
+		if r < 0x80 && (r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			sb.WriteRune(r)
+		} else {
+			sb.WriteByte('_')
+		}
+	}
+	return sb.String()
+}
+
+// redact hides credentials in a NATS URL list before it is logged.
+func redact(url string) string {
+	parts := strings.Split(url, ",")
+	for i, p := range parts {
+		if at := strings.LastIndex(p, "@"); at >= 0 {
+			if scheme := strings.Index(p, "://"); scheme >= 0 && scheme < at {
+				parts[i] = p[:scheme+3] + "REDACTED" + p[at:]
+			}
+		}
+	}
+	return strings.Join(parts, ",")
+}

@@ -1,0 +1,372 @@
+// Package config holds every setting of `tether serve` and loads them from
+// four places with a fixed precedence: command-line flags, then TETHER_*
+// environment variables, then the YAML file named by --config, then the
+// built-in defaults.
+//
+// Every scalar setting is declared once, as a flag; its environment variable
+// is TETHER_ followed by the flag name in upper case with dashes turned into
+// underscores, and its YAML key is the flag name (dashes or underscores).
+// Structured settings that have no flag form (the agents list) come from the
+// YAML file only.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the complete configuration of a Tether node.
+type Config struct {
+	Addr       string
+	DataDir    string
+	ConfigFile string
+	Dev        bool
+	LogLevel   string
+	LogFormat  string
+	NodeName   string
+	Pprof      bool
+
+	NATSURL    string
+	NATSListen string
+	Replicas   int
+
+	JWTSecret    string
+	JWTPublicKey string
+	JWKSURL      string
+	JWTIssuer    string
+	JWTAudience  string
+	JWTLeeway    time.Duration
+
+	AllowedOrigins []string
+
+	AuthTimeout     time.Duration
+	PingInterval    time.Duration
+	IdleTimeout     time.Duration
+	WriteTimeout    time.Duration
+	ShutdownTimeout time.Duration
+	MaxMessageSize  int64
+	SendQueue       int
+	MaxConnsPerUser int
+	MaxChannels     int
+	RateLimit       float64
+	RateBurst       int
+
+	HistoryMaxAge   time.Duration
+	HistoryMaxBytes int64
+
+	// Extra holds the YAML file's structured sections (such as agents) for
+	// the packages that own them to decode.
+	Extra map[string]yaml.Node
+}
+
+// Setting describes one scalar setting for documentation and tests.
+type Setting struct {
+	Name    string // the flag name
+	Env     string
+	Default string
+	Usage   string
+}
+
+// FlagSet declares every setting on a new flag set bound to c, whose fields
+// must already hold the defaults (see Defaults).
+func (c *Config) FlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.StringVar(&c.Addr, "addr", c.Addr, "address to listen on")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for state: embedded NATS/JetStream storage, recordings, the dev secret")
+	fs.StringVar(&c.ConfigFile, "config", c.ConfigFile, "optional YAML configuration file")
+	fs.BoolVar(&c.Dev, "dev", c.Dev, "development mode: generate a secret if none is configured and print a ready-to-use token")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
+	fs.StringVar(&c.NodeName, "node-name", c.NodeName, "this node's name in logs, metrics and the cluster (default: the host name)")
+	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve net/http/pprof under /debug/pprof/ (admin token required)")
+	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "external NATS server or cluster (nats://host:4222,...); empty starts an embedded server")
+	fs.StringVar(&c.NATSListen, "nats-listen", c.NATSListen, "address where the embedded NATS server accepts backend clients (empty: in-process only)")
+	fs.IntVar(&c.Replicas, "replicas", c.Replicas, "JetStream replication factor for Tether's streams and buckets")
+	fs.StringVar(&c.JWTSecret, "jwt-secret", c.JWTSecret, "HMAC secret for HS256/384/512 tokens")
+	fs.StringVar(&c.JWTPublicKey, "jwt-public-key", c.JWTPublicKey, "PEM public key file for RS*/PS*/ES*/EdDSA tokens")
+	fs.StringVar(&c.JWKSURL, "jwks-url", c.JWKSURL, "JWKS URL for RS*/PS*/ES*/EdDSA tokens")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", c.JWTIssuer, "required iss claim (optional)")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", c.JWTAudience, "required aud claim (optional)")
+	fs.DurationVar(&c.JWTLeeway, "jwt-leeway", c.JWTLeeway, "clock skew allowed when checking exp, nbf and iat")
+	fs.Var((*listValue)(&c.AllowedOrigins), "allowed-origins", "comma-separated browser origins allowed to connect, or * (default: the request's own host)")
+	fs.DurationVar(&c.AuthTimeout, "auth-timeout", c.AuthTimeout, "how long a connection without a token may take to send its auth message")
+	fs.DurationVar(&c.PingInterval, "ping-interval", c.PingInterval, "interval between server WebSocket pings")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "close a connection from which nothing (not even a pong) arrived for this long")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "deadline for one frame write to a client")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a graceful shutdown waits for connections to drain")
+	fs.Var((*sizeValue)(&c.MaxMessageSize), "max-message-size", "largest client frame accepted (bytes; KiB and MiB suffixes allowed)")
+	fs.IntVar(&c.SendQueue, "send-queue", c.SendQueue, "messages queued for one connection before it is closed as a slow consumer")
+	fs.IntVar(&c.MaxConnsPerUser, "max-connections-per-user", c.MaxConnsPerUser, "open connections per user (0: unlimited)")
+	fs.IntVar(&c.MaxChannels, "max-channels", c.MaxChannels, "channels one connection may subscribe to")
+	fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "client messages per second per connection (0: unlimited)")
+	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "burst allowed above the rate limit")
+	fs.DurationVar(&c.HistoryMaxAge, "history-max-age", c.HistoryMaxAge, "how long channel messages are kept in the history stream")
+	fs.Var((*sizeValue)(&c.HistoryMaxBytes), "history-max-bytes", "size cap of the channel message history stream")
+	return fs
+}
+
+// Defaults returns the built-in configuration.
+func Defaults() *Config {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "tether"
+	}
+	return &Config{
+		Addr:            ":8000",
+		DataDir:         "./data",
+		LogLevel:        "info",
+		LogFormat:       "text",
+		NodeName:        host,
+		Replicas:        1,
+		AuthTimeout:     10 * time.Second,
+		PingInterval:    25 * time.Second,
+		IdleTimeout:     60 * time.Second,
+		WriteTimeout:    10 * time.Second,
+		ShutdownTimeout: 10 * time.Second,
+		MaxMessageSize:  1 << 20,
+		SendQueue:       256,
+		MaxConnsPerUser: 100,
+		MaxChannels:     128,
+		RateLimit:       100,
+		RateBurst:       200,
+		HistoryMaxAge:   time.Hour,
+		HistoryMaxBytes: 256 << 20,
+	}
+}
+
+// EnvName is the environment variable of the setting with the given flag name.
+func EnvName(flagName string) string {
+	return "TETHER_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Settings lists every scalar setting with its default, for documentation.
+func Settings() []Setting {
+	fs := Defaults().FlagSet("tether")
+	var out []Setting
+	fs.VisitAll(func(f *flag.Flag) {
+		out = append(out, Setting{Name: f.Name, Env: EnvName(f.Name), Default: f.DefValue, Usage: f.Usage})
+	})
+	return out
+}
+
+// Load builds the configuration from args (without the program and command
+// names), the environment (as from os.Environ) and the YAML file that args
+// or the environment name.
+func Load(args, environ []string) (*Config, error) {
+	c := Defaults()
+	fs := c.FlagSet("serve")
+	fs.SetOutput(new(strings.Builder))
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	explicit := map[string]string{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = f.Value.String() })
+
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "TETHER_") {
+			env[k] = v
+		}
+	}
+	file := c.ConfigFile
+	if _, ok := explicit["config"]; !ok {
+		if v, ok := env[EnvName("config")]; ok {
+			file = v
+		}
+	}
+	if file != "" {
+		if err := c.loadFile(fs, file); err != nil {
+			return nil, err
+		}
+		c.ConfigFile = file
+	}
+	for k, v := range env {
+		name := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(k, "TETHER_")), "_", "-")
+		f := fs.Lookup(name)
+		// Unknown TETHER_ variables are not ours to refuse: agents receive
+		// TETHER_OPERATION_ID and friends, and a server may run inside one.
+		if f == nil {
+			continue
+		}
+		if _, ok := explicit[name]; ok {
+			continue
+		}
+		if err := f.Value.Set(v); err != nil {
+			return nil, fmt.Errorf("environment %s: %w", k, err)
+		}
+	}
+	for name, v := range explicit {
+		if err := fs.Lookup(name).Value.Set(v); err != nil {
+			return nil, fmt.Errorf("flag --%s: %w", name, err)
+		}
+	}
+	return c, c.Validate()
+}
+
+func (c *Config) loadFile(fs *flag.FlagSet, path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config %s: %w", path, err)
+	}
+	var doc map[string]yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return fmt.Errorf("parse config %s: %w", path, err)
+	}
+	keys := make([]string, 0, len(doc))
+	for k := range doc {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		node := doc[k]
+		name := strings.ReplaceAll(k, "_", "-")
+		f := fs.Lookup(name)
+		if f == nil || name == "config" {
+			if c.Extra == nil {
+				c.Extra = map[string]yaml.Node{}
+			}
+			c.Extra[name] = node
+			continue
+		}
+		var s string
+		switch node.Kind {
+		case yaml.ScalarNode:
+			s = node.Value
+		case yaml.SequenceNode:
+			var items []string
+			if err := node.Decode(&items); err != nil {
+				return fmt.Errorf("config %s: %s: %w", path, k, err)
+			}
+			s = strings.Join(items, ",")
+		default:
+			return fmt.Errorf("config %s: %s must be a scalar or a list", path, k)
+		}
+		if err := f.Value.Set(s); err != nil {
+			return fmt.Errorf("config %s: %s: %w", path, k, err)
+		}
+	}
+	return nil
+}
+
+// Validate checks values that flags cannot check on their own.
+func (c *Config) Validate() error {
+	var errs []error
+	keys := 0
+	for _, s := range []string{c.JWTSecret, c.JWTPublicKey, c.JWKSURL} {
+		if s != "" {
+			keys++
+		}
+	}
+	if keys > 1 {
+		errs = append(errs, errors.New("configure only one of jwt-secret, jwt-public-key and jwks-url"))
+	}
+	if keys == 0 && !c.Dev {
+		errs = append(errs, errors.New("no token key configured: set jwt-secret, jwt-public-key or jwks-url, or run with --dev"))
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		errs = append(errs, errors.New("jwt-secret must be at least 32 bytes"))
+	}
+	positive := map[string]time.Duration{
+		"auth-timeout": c.AuthTimeout, "ping-interval": c.PingInterval, "idle-timeout": c.IdleTimeout,
+		"write-timeout": c.WriteTimeout, "shutdown-timeout": c.ShutdownTimeout, "history-max-age": c.HistoryMaxAge,
+	}
+	for name, d := range positive {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive", name))
+		}
+	}
+	if c.MaxMessageSize < 1024 {
+		errs = append(errs, errors.New("max-message-size must be at least 1KiB"))
+	}
+	if c.SendQueue < 1 {
+		errs = append(errs, errors.New("send-queue must be at least 1"))
+	}
+	if c.MaxChannels < 1 {
+		errs = append(errs, errors.New("max-channels must be at least 1"))
+	}
+	if c.RateLimit < 0 || c.RateBurst < 0 || c.MaxConnsPerUser < 0 {
+		errs = append(errs, errors.New("rate-limit, rate-burst and max-connections-per-user must not be negative"))
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		errs = append(errs, errors.New("replicas must be between 1 and 5"))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log-format must be text or json, not %q", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
+
+// listValue is a comma-separated list flag.
+type listValue []string
+
+func (l *listValue) String() string { return strings.Join(*l, ",") }
+
+func (l *listValue) Set(s string) error {
+	*l = nil
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}
+
+// sizeValue is a byte count that accepts KiB, MiB and GiB suffixes.
+type sizeValue int64
+
+func (s *sizeValue) String() string { return FormatSize(int64(*s)) }
+
+func (s *sizeValue) Set(v string) error {
+	n, err := ParseSize(v)
+	if err != nil {
+		return err
+	}
+	*s = sizeValue(n)
+	return nil
+}
+
+// ParseSize parses a byte count such as "1048576", "64KiB" or "1MiB".
+func ParseSize(v string) (int64, error) {
+	v = strings.TrimSpace(v)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(v, u.suffix) {
+			v, mult = strings.TrimSpace(strings.TrimSuffix(v, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("invalid size %q: want bytes, or a number with KiB, MiB or GiB", v)
+	}
+	return n * mult, nil
+}
+
+// FormatSize renders n in the largest unit that divides it exactly.
+func FormatSize(n int64) string {
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n != 0 && n%u.mult == 0 {
+			return strconv.FormatInt(n/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
