@@ -1,0 +1,269 @@
+// Package cli implements the tether command's subcommands, so that
+// cmd/tether stays a one-line main and the commands can be tested.
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tether-dev/tether/internal/auth"
+	"github.com/tether-dev/tether/internal/config"
+	"github.com/tether-dev/tether/internal/node"
+)
+
+const usage = `tether: a real-time gateway for AI-agent platforms.
+
+Usage:
+  tether serve [flags]       run a node (tether serve --dev for a ready-to-use local server)
+  tether token --sub ID      mint an HS256 token with the configured secret
+  tether connect URL         a line-oriented WebSocket client: stdin lines out, frames in
+  tether help [command]      show help
+
+Run 'tether <command> -h' for a command's flags. Every serve flag can also be
+set with a TETHER_* environment variable or in the YAML file named by --config
+(see docs/configuration.md).
+`
+
+// Main runs the command line args and returns the exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = Serve(args[1:], stdout, stderr)
+	case "token":
+		err = Token(args[1:], stdout)
+	case "connect":
+		err = Connect(args[1:], stdin, stdout, stderr)
+	case "help", "-h", "--help":
+		if len(args) > 1 {
+			return Main([]string{args[1], "-h"}, stdin, stdout, stderr)
+		}
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "tether: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err == flag.ErrHelp {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tether %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+// Serve runs `tether serve` until SIGINT or SIGTERM.
+func Serve(args []string, stdout, stderr io.Writer) error {
+	for _, a := range args {
+		if a == "-h" || a == "--help" || a == "-help" {
+			fs := config.Defaults().FlagSet("tether serve")
+			fs.SetOutput(stdout)
+			fmt.Fprintln(stdout, "Usage: tether serve [flags]")
+			fs.PrintDefaults()
+			return flag.ErrHelp
+		}
+	}
+	cfg, err := config.Load(args, os.Environ())
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	n, err := node.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		_ = n.Shutdown(context.Background())
+		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- n.Serve(ln) }()
+	log.Info("tether listening", "addr", ln.Addr().String(), "node", cfg.NodeName,
+		"nats", natsMode(n), "data_dir", cfg.DataDir)
+	if cfg.Dev {
+		if err := printDev(stdout, n, ln.Addr()); err != nil {
+			log.Warn("dev banner", "err", err)
+		}
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		if err != nil {
+			_ = n.Shutdown(context.Background())
+			return err
+		}
+	}
+	log.Info("shutting down", "deadline", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	err = n.Shutdown(sctx)
+	<-served
+	if err != nil {
+		log.Warn("shutdown", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func natsMode(n *node.Node) string {
+	if n.Backbone.Embedded() {
+		if u := n.Backbone.ClientURL(); u != "" {
+			return "embedded, backends at " + u
+		}
+		return "embedded"
+	}
+	return "external"
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// self is how the user invoked this binary, so that printed examples can be
+// pasted as they are (`go run ./cmd/tether` leaves a binary in a temp dir).
+func self() string {
+	exe := os.Args[0]
+	if strings.Contains(exe, "go-build") {
+		return "go run ./cmd/tether"
+	}
+	if !strings.Contains(exe, "/") {
+		return exe
+	}
+	if abs, err := filepath.Abs(exe); err == nil {
+		if wd, err := os.Getwd(); err == nil {
+			if rel, err := filepath.Rel(wd, abs); err == nil && !strings.HasPrefix(rel, "..") {
+				return "./" + rel
+			}
+		}
+	}
+	return exe
+}
+
+func printDev(w io.Writer, n *node.Node, addr net.Addr) error {
+	if n.Secret == nil {
+		fmt.Fprintln(w, "dev mode: tokens are verified with a public key here, so no token can be minted")
+		return nil
+	}
+	tok, err := auth.Mint(n.Secret, auth.MintClaims{
+		Subject: "dev", Roles: []string{auth.RoleAdmin, auth.RoleAgent}, Channels: []string{"*"}, TTL: 24 * time.Hour,
+		Issuer: n.Config.JWTIssuer, Audience: n.Config.JWTAudience,
+	})
+	if err != nil {
+		return err
+	}
+	host := "localhost"
+	if ta, ok := addr.(*net.TCPAddr); ok && !ta.IP.IsUnspecified() {
+		host = ta.IP.String()
+	}
+	base := fmt.Sprintf("%s:%d", host, addr.(*net.TCPAddr).Port)
+	secretNote := "from your configuration"
+	if n.GeneratedSecret {
+		secretNote = "generated and stored in " + filepath.Join(n.Config.DataDir, node.DevSecretFile)
+	}
+	cmd := self()
+	fmt.Fprintf(w, `
+Tether is running in development mode (secret %s).
+
+  Messaging      ws://%[2]s/ws/agent
+  Health         http://%[2]s/healthz   metrics: http://%[2]s/metrics
+
+A token for user "dev" with roles admin and agent, valid for 24 hours:
+
+  %[3]s
+
+Try it from another terminal:
+
+  echo '{"type":"ping","id":1}' | %[4]s connect ws://%[2]s/ws/agent --token %[3]s
+
+Mint tokens for other users with: %[4]s token --sub alice --data-dir %[5]s
+`, secretNote, base, tok, cmd, n.Config.DataDir)
+	return nil
+}
+
+// Token runs `tether token`.
+func Token(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("tether token", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	sub := fs.String("sub", "", "subject (user id); required")
+	roles := fs.String("roles", "", "comma-separated roles, e.g. admin,agent")
+	chans := fs.String("channels", "", "comma-separated channel patterns, e.g. room:*")
+	ttl := fs.Duration("ttl", time.Hour, "lifetime")
+	cfgFile := fs.String("config", "", "YAML configuration file (for jwt-secret, issuer, audience)")
+	secret := fs.String("jwt-secret", "", "HMAC secret (default: TETHER_JWT_SECRET, the config file, or the dev secret under --data-dir)")
+	dataDir := fs.String("data-dir", "", "data directory holding a dev secret (default ./data)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *sub == "" {
+		return fmt.Errorf("--sub is required")
+	}
+	// Resolve the secret with the same precedence as serve.
+	cargs := []string{"--dev"}
+	for name, v := range map[string]string{"config": *cfgFile, "jwt-secret": *secret, "data-dir": *dataDir} {
+		if v != "" {
+			cargs = append(cargs, "--"+name, v)
+		}
+	}
+	cfg, err := config.Load(cargs, os.Environ())
+	if err != nil {
+		return err
+	}
+	key := []byte(cfg.JWTSecret)
+	if len(key) == 0 {
+		if cfg.JWTPublicKey != "" || cfg.JWKSURL != "" {
+			return fmt.Errorf("this configuration verifies tokens with a public key; mint them with your identity provider")
+		}
+		b, err := os.ReadFile(filepath.Join(cfg.DataDir, node.DevSecretFile))
+		if err != nil {
+			return fmt.Errorf("no secret: set --jwt-secret or TETHER_JWT_SECRET, or run `tether serve --dev` once with this --data-dir")
+		}
+		key = []byte(strings.TrimSpace(string(b)))
+	}
+	tok, err := auth.Mint(key, auth.MintClaims{
+		Subject: *sub, Roles: split(*roles), Channels: split(*chans), TTL: *ttl,
+		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
+}
+
+func split(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,216 @@
+// Package node assembles a Tether node from its configuration: the token
+// verifier, the NATS backbone, the connection layer, the endpoints and the
+// HTTP routes, and shuts them down in the reverse order.
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tether-dev/tether/internal/auth"
+	"github.com/tether-dev/tether/internal/backbone"
+	"github.com/tether-dev/tether/internal/channels"
+	"github.com/tether-dev/tether/internal/config"
+	"github.com/tether-dev/tether/internal/conn"
+	"github.com/tether-dev/tether/internal/httpapi"
+	"github.com/tether-dev/tether/internal/messaging"
+	"github.com/tether-dev/tether/internal/metrics"
+)
+
+// DevSecretFile is the file under the data directory where --dev keeps the
+// secret it generated, so that `tether token` can use it too.
+const DevSecretFile = "dev-secret"
+
+// Node is one running Tether node.
+type Node struct {
+	Config   *config.Config
+	Log      *slog.Logger
+	Metrics  *metrics.Metrics
+	Verifier *auth.Verifier
+	Backbone *backbone.Backbone
+	Hub      *channels.Hub
+	Conns    *conn.Server
+	// Secret is the HMAC secret tokens are signed with, when one is
+	// configured or generated (nil with public keys).
+	Secret []byte
+	// GeneratedSecret is true when --dev generated Secret.
+	GeneratedSecret bool
+
+	mux     *http.ServeMux
+	handler http.Handler
+	httpSrv *http.Server
+	cancel  context.CancelFunc
+}
+
+// New starts everything a node needs except its listener.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (n *Node, err error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	n = &Node{Config: cfg, Log: log, Metrics: metrics.New(cfg.NodeName), mux: http.NewServeMux(), cancel: cancel}
+	defer func() {
+		if err != nil {
+			n.close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
+	}
+	acfg := auth.Config{
+		PublicKeyFile: cfg.JWTPublicKey, JWKSURL: cfg.JWKSURL,
+		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Leeway: cfg.JWTLeeway,
+	}
+	switch {
+	case cfg.JWTSecret != "":
+		n.Secret = []byte(cfg.JWTSecret)
+	case cfg.JWTPublicKey == "" && cfg.JWKSURL == "" && cfg.Dev:
+		n.Secret, n.GeneratedSecret, err = DevSecret(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+	}
+	acfg.Secret = n.Secret
+	if n.Verifier, err = auth.NewVerifier(bg, acfg); err != nil {
+		return nil, fmt.Errorf("token verifier: %w", err)
+	}
+	if n.Backbone, err = backbone.Start(ctx, backbone.Config{
+		URL: cfg.NATSURL, DataDir: cfg.DataDir, Listen: cfg.NATSListen, Name: cfg.NodeName,
+		Replicas: cfg.Replicas, Logger: log.With("component", "nats"),
+	}); err != nil {
+		return nil, err
+	}
+	if n.Hub, err = channels.NewHub(ctx, n.Backbone, channels.HubConfig{
+		MaxAge: cfg.HistoryMaxAge, MaxBytes: cfg.HistoryMaxBytes, Logger: log.With("component", "channels"),
+	}); err != nil {
+		return nil, err
+	}
+	n.Conns = conn.NewServer(n.Verifier, conn.Options{
+		AllowedOrigins: cfg.AllowedOrigins, AuthTimeout: cfg.AuthTimeout, PingInterval: cfg.PingInterval,
+		IdleTimeout: cfg.IdleTimeout, WriteTimeout: cfg.WriteTimeout, MaxMessageSize: int(cfg.MaxMessageSize),
+		SendQueue: cfg.SendQueue, MaxConnsPerUser: cfg.MaxConnsPerUser, RateLimit: cfg.RateLimit,
+		RateBurst: cfg.RateBurst, Logger: log.With("component", "conn"), Metrics: n.Metrics, Leeway: cfg.JWTLeeway,
+	})
+	n.routes()
+	return n, nil
+}
+
+func (n *Node) routes() {
+	cfg := n.Config
+	authn := &httpapi.Authenticator{Verifier: n.Verifier, OnFailure: func(reason string) {
+		n.Metrics.AuthFailures.WithLabelValues(reason).Inc()
+	}}
+	msg := &messaging.Service{Hub: n.Hub, NC: n.Backbone.NC, Node: cfg.NodeName, MaxChannels: cfg.MaxChannels, PublishTimeout: 5 * time.Second}
+	n.mux.Handle("GET /ws/agent", n.Conns.Handler(msg.Endpoint()))
+	n.mux.HandleFunc("POST /api/publish", httpapi.PublishHandler(authn, n.Hub, 5*time.Second))
+	n.mux.HandleFunc("GET /healthz", httpapi.Health)
+	n.mux.HandleFunc("GET /readyz", httpapi.ReadyHandler(cfg.NodeName, n.Backbone.Ready))
+	n.mux.Handle("GET /metrics", n.Metrics.Handler())
+	if cfg.Pprof {
+		admin := func(h http.HandlerFunc) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				if authn.Admin(w, r) != nil {
+					h(w, r)
+				}
+			}
+		}
+		n.mux.HandleFunc("/debug/pprof/", admin(pprof.Index))
+		n.mux.HandleFunc("/debug/pprof/profile", admin(pprof.Profile))
+		n.mux.HandleFunc("/debug/pprof/trace", admin(pprof.Trace))
+		n.mux.HandleFunc("/debug/pprof/symbol", admin(pprof.Symbol))
+	}
+	n.handler = httpapi.Logging(n.Log, n.mux)
+}
+
+// Handle adds a route; endpoints added by later packages register here.
+func (n *Node) Handle(pattern string, h http.Handler) { n.mux.Handle(pattern, h) }
+
+// Handler is the node's HTTP handler (for httptest servers).
+func (n *Node) Handler() http.Handler { return n.handler }
+
+// Serve accepts HTTP connections on ln until Shutdown.
+func (n *Node) Serve(ln net.Listener) error {
+	n.httpSrv = &http.Server{
+		Handler:           n.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(n.Log.Handler(), slog.LevelWarn),
+	}
+	err := n.httpSrv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, closes every WebSocket with 1001 and waits for
+// them to drain until ctx ends, then stops the backbone last so that what
+// the connections did on their way out still reaches NATS.
+func (n *Node) Shutdown(ctx context.Context) error {
+	var errs []error
+	if n.httpSrv != nil {
+		// Closes the listeners; hijacked WebSockets are the conn layer's.
+		if err := n.httpSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http: %w", err))
+		}
+	}
+	if n.Conns != nil {
+		if err := n.Conns.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("connections: %w", err))
+		}
+		n.Conns = nil
+	}
+	n.close()
+	return errors.Join(errs...)
+}
+
+func (n *Node) close() {
+	if n.Conns != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = n.Conns.Shutdown(ctx)
+		cancel()
+	}
+	if n.Hub != nil {
+		n.Hub.Close()
+	}
+	if n.Verifier != nil {
+		n.Verifier.Close()
+	}
+	if n.Backbone != nil {
+		n.Backbone.Close()
+	}
+	n.cancel()
+}
+
+// DevSecret returns the development secret kept under dataDir, generating
+// and storing it (mode 0600) the first time.
+func DevSecret(dataDir string) (secret []byte, created bool, err error) {
+	path := filepath.Join(dataDir, DevSecretFile)
+	if b, err := os.ReadFile(path); err == nil {
+		if s := strings.TrimSpace(string(b)); len(s) >= 32 {
+			return []byte(s), false, nil
+		}
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, false, fmt.Errorf("generate dev secret: %w", err)
+	}
+	s := hex.EncodeToString(raw)
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return nil, false, fmt.Errorf("data dir %s: %w", dataDir, err)
+	}
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return nil, false, fmt.Errorf("store dev secret: %w", err)
+	}
+	return []byte(s), true, nil
+}
