@@ -1,0 +1,4 @@
+#!/bin/sh
+# Echoes its input back as the result.
+input=$(cat)
+printf '{"result": %s}\n' "$input"
