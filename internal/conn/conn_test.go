@@ -296,7 +296,7 @@ func TestBadRequests(t *testing.T) {
 	c := testkit.Dial(t, agentURL(n), testkit.Bearer(testkit.Token(t, "alice")))
 	cases := []struct {
 		frame, msg string
-		id     any
+		id         any
 	}{
 		{`{"id":5}`, "missing field type", float64(5)},
 		{`{"type":5,"id":"x"}`, "field type must be a string", "x"},
@@ -594,7 +594,5 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
-
-
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
