@@ -285,6 +285,9 @@ type Conn struct {
 	queued   atomic.Int32
 	closing  atomic.Bool
 	dropping atomic.Bool
+	// wake is closed when a queued frame has been written or the
+	// connection closes; allocated only while someone waits.
+	wake atomic.Pointer[chan struct{}]
 
 	// read loop only
 	badFrames   int
@@ -351,7 +354,7 @@ func (c *Conn) enqueue(op gws.Opcode, b []byte, typ string, control bool) bool {
 		return false
 	}
 	c.ws.Async(func() {
-		defer c.queued.Add(-1)
+		defer c.written()
 		if c.dropping.Load() {
 			return
 		}
@@ -361,6 +364,56 @@ func (c *Conn) enqueue(op gws.Opcode, b []byte, typ string, control bool) bool {
 		}
 	})
 	return true
+}
+
+func (c *Conn) written() {
+	c.queued.Add(-1)
+	c.signal()
+}
+
+// signal wakes every goroutine in WaitQueueBelow by closing the channel
+// they wait on; the next waiter makes a new one.
+func (c *Conn) signal() {
+	if c.wake.Load() != nil {
+		if w := c.wake.Swap(nil); w != nil {
+			close(*w)
+		}
+	}
+}
+
+// ErrClosed is returned by WaitQueueBelow once the connection is closing.
+var ErrClosed = errors.New("connection closed")
+
+// WaitQueueBelow blocks until fewer than n messages are queued, the
+// connection closes (ErrClosed) or ctx ends. Producers that can hold their
+// backlog themselves (a PTY ring, an event stream) use it to pace a slow
+// client instead of filling its queue and getting it closed.
+func (c *Conn) WaitQueueBelow(ctx context.Context, n int) error {
+	for {
+		if c.closing.Load() {
+			return ErrClosed
+		}
+		if int(c.queued.Load()) < n {
+			return nil
+		}
+		w := c.wake.Load()
+		if w == nil {
+			ch := make(chan struct{})
+			if !c.wake.CompareAndSwap(nil, &ch) {
+				continue
+			}
+			w = &ch
+		}
+		// Re-check after registering: a write may have finished meanwhile.
+		if int(c.queued.Load()) < n || c.closing.Load() {
+			continue
+		}
+		select {
+		case <-*w:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // Close sends a close frame with code and reason after the messages already
@@ -377,6 +430,7 @@ func (c *Conn) closeWith(code int, reason string, drop bool) {
 	if !c.closing.CompareAndSwap(false, true) {
 		return
 	}
+	defer c.signal()
 	if drop || code == protocol.CloseGoingAway {
 		// Whatever is still queued would only delay the close.
 		c.dropping.Store(true)
@@ -617,6 +671,7 @@ func (h *handler) OnClose(ws *gws.Conn, err error) {
 	c := connOf(ws)
 	s := h.srv
 	c.closing.Store(true)
+	c.signal()
 	c.release()
 	if c.session != nil {
 		c.session.Closed()
