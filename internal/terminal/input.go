@@ -1,0 +1,90 @@
+package terminal
+
+import "sync"
+
+// inputQueue holds keyboard input and pastes between Session.Write and the
+// single writer goroutine. It is bounded in bytes so that a program that
+// stops reading its input makes Write fail fast with ErrInputBusy instead of
+// piling up memory or blocking the caller (a WebSocket read loop) forever.
+type inputQueue struct {
+	mu     sync.Mutex
+	items  [][]byte
+	bytes  int // queued plus in flight, released when written
+	limit  int
+	closed bool
+	wake   chan struct{}
+}
+
+func newInputQueue(limit int) *inputQueue {
+	return &inputQueue{limit: limit, wake: make(chan struct{}, 1)}
+}
+
+// push queues a copy of p as a whole or not at all, so a paste is never
+// half delivered.
+func (q *inputQueue) push(p []byte) error {
+	if len(p) > q.limit {
+		return ErrInputTooLarge
+	}
+	q.mu.Lock()
+	switch {
+	case q.closed:
+		q.mu.Unlock()
+		return ErrDone
+	case q.bytes+len(p) > q.limit:
+		q.mu.Unlock()
+		return ErrInputBusy
+	}
+	q.items = append(q.items, append([]byte(nil), p...))
+	q.bytes += len(p)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// pop waits for the next item; ok is false once the queue is closed.
+// Items still queued at close are dropped: the program is gone.
+func (q *inputQueue) pop() (p []byte, ok bool) {
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return nil, false
+		}
+		if len(q.items) > 0 {
+			p = q.items[0]
+			q.items[0] = nil
+			q.items = q.items[1:]
+			q.mu.Unlock()
+			return p, true
+		}
+		q.mu.Unlock()
+		<-q.wake
+	}
+}
+
+// release returns n bytes of budget once they have been written.
+func (q *inputQueue) release(n int) {
+	q.mu.Lock()
+	q.bytes -= n
+	q.mu.Unlock()
+}
+
+func (q *inputQueue) queued() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.bytes
+}
+
+func (q *inputQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.items = nil
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
