@@ -62,6 +62,11 @@ type Config struct {
 	HistoryMaxAge   time.Duration
 	HistoryMaxBytes int64
 
+	TerminalCommand           []string
+	TerminalRingSize          int64
+	TerminalRecordingMaxBytes int64
+	TerminalDetachTimeout     time.Duration
+
 	// Extra holds the YAML file's structured sections (such as agents) for
 	// the packages that own them to decode.
 	Extra map[string]yaml.Node
@@ -110,6 +115,10 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "burst allowed above the rate limit")
 	fs.DurationVar(&c.HistoryMaxAge, "history-max-age", c.HistoryMaxAge, "how long channel messages are kept in the history stream")
 	fs.Var((*sizeValue)(&c.HistoryMaxBytes), "history-max-bytes", "size cap of the channel message history stream")
+	fs.Var((*listValue)(&c.TerminalCommand), "terminal-command", "comma-separated argv of a milestone created without a command")
+	fs.Var((*sizeValue)(&c.TerminalRingSize), "terminal-ring-size", "recent output each terminal keeps for reconnecting clients")
+	fs.Var((*sizeValue)(&c.TerminalRecordingMaxBytes), "terminal-recording-max-bytes", "size cap of each terminal recording (asciicast)")
+	fs.DurationVar(&c.TerminalDetachTimeout, "terminal-detach-timeout", c.TerminalDetachTimeout, "end a terminal nobody is attached to after this long (0: never)")
 	return fs
 }
 
@@ -139,6 +148,10 @@ func Defaults() *Config {
 		RateBurst:       200,
 		HistoryMaxAge:   time.Hour,
 		HistoryMaxBytes: 256 << 20,
+
+		TerminalCommand:           []string{"/bin/sh"},
+		TerminalRingSize:          1 << 20,
+		TerminalRecordingMaxBytes: 64 << 20,
 	}
 }
 
@@ -297,6 +310,12 @@ func (c *Config) Validate() error {
 	}
 	if c.RateLimit < 0 || c.RateBurst < 0 || c.MaxConnsPerUser < 0 {
 		errs = append(errs, errors.New("rate-limit, rate-burst and max-connections-per-user must not be negative"))
+	}
+	if len(c.TerminalCommand) == 0 {
+		errs = append(errs, errors.New("terminal-command must not be empty"))
+	}
+	if c.TerminalRingSize < 4<<10 || c.TerminalRingSize > 1<<30 {
+		errs = append(errs, errors.New("terminal-ring-size must be between 4KiB and 1GiB"))
 	}
 	if c.Replicas < 1 || c.Replicas > 5 {
 		errs = append(errs, errors.New("replicas must be between 1 and 5"))

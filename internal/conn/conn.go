@@ -483,6 +483,11 @@ func (c *Conn) expire() {
 	c.Close(protocol.CloseUnauthenticated, "token_expired")
 }
 
+// Session returns the endpoint session, nil before authentication.
+// Only the connection's read loop (Endpoint.Binary, Session.Handle) may
+// call it.
+func (c *Conn) Session() Session { return c.session }
+
 // Remote is the client's address as seen by the server.
 func (c *Conn) Remote() string { return c.remote }
 

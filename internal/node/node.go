@@ -26,6 +26,7 @@ import (
 	"github.com/tether-dev/tether/internal/httpapi"
 	"github.com/tether-dev/tether/internal/messaging"
 	"github.com/tether-dev/tether/internal/metrics"
+	"github.com/tether-dev/tether/internal/milestones"
 )
 
 // DevSecretFile is the file under the data directory where --dev keeps the
@@ -41,6 +42,8 @@ type Node struct {
 	Backbone *backbone.Backbone
 	Hub      *channels.Hub
 	Conns    *conn.Server
+	// Milestones owns the milestones and the terminals running on this node.
+	Milestones *milestones.Service
 	// Secret is the HMAC secret tokens are signed with, when one is
 	// configured or generated (nil with public keys).
 	Secret []byte
@@ -96,6 +99,17 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (n *Node, er
 	}); err != nil {
 		return nil, err
 	}
+	mstore, err := milestones.OpenStore(ctx, n.Backbone)
+	if err != nil {
+		return nil, err
+	}
+	if n.Milestones, err = milestones.NewService(ctx, mstore, milestones.Config{
+		Node: cfg.NodeName, DataDir: cfg.DataDir, DefaultCommand: cfg.TerminalCommand,
+		RingSize: int(cfg.TerminalRingSize), RecordingMaxBytes: cfg.TerminalRecordingMaxBytes,
+		DetachTimeout: cfg.TerminalDetachTimeout, Logger: log.With("component", "milestones"),
+	}); err != nil {
+		return nil, err
+	}
 	n.Conns = conn.NewServer(n.Verifier, conn.Options{
 		AllowedOrigins: cfg.AllowedOrigins, AuthTimeout: cfg.AuthTimeout, PingInterval: cfg.PingInterval,
 		IdleTimeout: cfg.IdleTimeout, WriteTimeout: cfg.WriteTimeout, MaxMessageSize: int(cfg.MaxMessageSize),
@@ -114,6 +128,8 @@ func (n *Node) routes() {
 	msg := &messaging.Service{Hub: n.Hub, NC: n.Backbone.NC, Node: cfg.NodeName, MaxChannels: cfg.MaxChannels, PublishTimeout: 5 * time.Second}
 	n.mux.Handle("GET /ws/agent", n.Conns.Handler(msg.Endpoint()))
 	n.mux.HandleFunc("POST /api/publish", httpapi.PublishHandler(authn, n.Hub, 5*time.Second))
+	n.mux.Handle("GET /api/milestones/{id}/terminal", n.Conns.Handler(n.Milestones.Endpoint()))
+	n.Milestones.Routes(n.mux, authn)
 	n.mux.HandleFunc("GET /healthz", httpapi.Health)
 	n.mux.HandleFunc("GET /readyz", httpapi.ReadyHandler(cfg.NodeName, n.Backbone.Ready))
 	n.mux.Handle("GET /metrics", n.Metrics.Handler())
@@ -179,6 +195,11 @@ func (n *Node) close() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_ = n.Conns.Shutdown(ctx)
 		cancel()
+	}
+	// Terminals end after their clients were told 1001 and before NATS
+	// stops, so that their milestones are recorded as interrupted.
+	if n.Milestones != nil {
+		n.Milestones.Close()
 	}
 	if n.Hub != nil {
 		n.Hub.Close()

@@ -21,6 +21,7 @@ const (
 	CloseNormal          = 1000 // the client asked to disconnect, or a session ended
 	CloseGoingAway       = 1001 // the server is shutting down: reconnect elsewhere
 	CloseTooBig          = 1009 // a frame exceeded the maximum message size
+	CloseInternal        = 1011 // the server failed (e.g. its state store is unreachable); retry
 	CloseBadRequest      = 4000 // repeated frames that are not JSON, or an invalid path parameter
 	CloseUnauthenticated = 4001 // no valid token in time, or the token expired
 	CloseForbidden       = 4003 // authenticated, but not allowed
@@ -39,6 +40,9 @@ const (
 	CodeInternal        = "internal_error"
 	CodeSubjectMismatch = "subject_mismatch"
 	CodeOlderExpiry     = "older_expiry"
+	// CodeInputTooLarge refuses an operation input or a terminal input over
+	// its limit; nothing was done with it.
+	CodeInputTooLarge = "input_too_large"
 )
 
 // Message types shared by every endpoint.

@@ -1,0 +1,371 @@
+package milestones
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/tether-dev/tether/internal/conn"
+	"github.com/tether-dev/tether/internal/terminal"
+)
+
+// Config configures the milestone service.
+type Config struct {
+	Node string
+	// DataDir holds recordings under recordings/.
+	DataDir string
+	// DefaultCommand runs when a milestone is created without a command.
+	DefaultCommand []string
+	// RingSize is each session's replay ring (default 1 MiB).
+	RingSize int
+	// RecordingMaxBytes caps each recording.
+	RecordingMaxBytes int64
+	// DetachTimeout ends a session with no client for this long; 0 never.
+	DetachTimeout time.Duration
+	// KillGrace is how long finish waits after SIGHUP/SIGTERM before SIGKILL.
+	KillGrace time.Duration
+	// ClientQueue is how many output frames may wait in one client's send
+	// queue before the client is paced (it then reads from the ring).
+	ClientQueue int
+	Logger      *slog.Logger
+}
+
+// Service owns the milestones of this node and their live sessions.
+type Service struct {
+	cfg   Config
+	store *Store
+	log   *slog.Logger
+
+	mu   sync.Mutex
+	live map[string]*live
+	wg   sync.WaitGroup // session watchers
+}
+
+// live is a running session on this node and the connections attached.
+type live struct {
+	id      string
+	sess    *terminal.Session
+	mu      sync.Mutex
+	clients map[*conn.Conn]struct{}
+	detach  *time.Timer
+	reason  string        // why it is being ended, if it is
+	ended   chan struct{} // closed once the end is recorded
+}
+
+// NewService creates the service and marks milestones that were running on
+// this node before a restart as finished (interrupted): their processes
+// died with the node.
+func NewService(ctx context.Context, store *Store, cfg Config) (*Service, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.DefaultCommand) == 0 {
+		cfg.DefaultCommand = []string{"/bin/sh"}
+	}
+	if cfg.KillGrace <= 0 {
+		cfg.KillGrace = 3 * time.Second
+	}
+	if cfg.ClientQueue <= 0 {
+		cfg.ClientQueue = 8
+	}
+	s := &Service{cfg: cfg, store: store, log: cfg.Logger, live: map[string]*live{}}
+	if err := os.MkdirAll(s.recordingDir(), 0o755); err != nil {
+		return nil, fmt.Errorf("recordings dir: %w", err)
+	}
+	stale, err := store.List(ctx, func(m *Milestone) bool {
+		return m.Status == StatusRunning && m.Node == cfg.Node
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range stale {
+		if _, err := store.Update(ctx, m.ID, func(m *Milestone) bool {
+			if m.Status != StatusRunning || m.Node != cfg.Node {
+				return false
+			}
+			finish(m, ReasonInterrupted)
+			return true
+		}); err != nil {
+			return nil, err
+		}
+		s.log.Info("milestone interrupted by restart", "milestone", m.ID)
+	}
+	return s, nil
+}
+
+// Store returns the record store.
+func (s *Service) Store() *Store { return s.store }
+
+func (s *Service) recordingDir() string { return filepath.Join(s.cfg.DataDir, "recordings") }
+
+// RecordingPath is where a milestone's asciicast recording is kept.
+func (s *Service) RecordingPath(id string) string {
+	return filepath.Join(s.recordingDir(), id+".cast")
+}
+
+func finish(m *Milestone, reason string) {
+	now := time.Now().UTC()
+	m.Status = StatusFinished
+	m.Reason = reason
+	m.FinishedAt = &now
+	m.PID = 0
+}
+
+// NewID returns a generated milestone id.
+func NewID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return "ms-" + hex.EncodeToString(b)
+}
+
+// Start starts a pending milestone's program on this node, or returns the
+// session that already runs it. A finished milestone cannot be started.
+func (s *Service) Start(ctx context.Context, id string) (*live, *Milestone, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.live[id]; l != nil {
+		m, _, err := s.store.Get(ctx, id)
+		return l, m, err
+	}
+	m, _, err := s.store.Get(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch m.Status {
+	case StatusFinished:
+		return nil, m, errFinished
+	case StatusRunning:
+		// Running, but not here: its node owns it (or died with it).
+		return nil, m, errElsewhere
+	}
+	sess, err := terminal.Start(terminal.Options{
+		Argv: m.Command, Dir: m.Dir, Env: environ(m.Env), Cols: m.Cols, Rows: m.Rows,
+		RingSize: s.cfg.RingSize, RecordingPath: s.RecordingPath(id), RecordingMaxBytes: s.cfg.RecordingMaxBytes,
+		Logger: s.log.With("milestone", id),
+	})
+	if err != nil {
+		m, uerr := s.store.Update(ctx, id, func(m *Milestone) bool {
+			finish(m, ReasonStartFailed)
+			m.Error = err.Error()
+			return true
+		})
+		if uerr != nil {
+			return nil, nil, uerr
+		}
+		return nil, m, fmt.Errorf("start milestone %s: %w", id, err)
+	}
+	m, err = s.store.Update(ctx, id, func(m *Milestone) bool {
+		now := time.Now().UTC()
+		m.Status, m.Node, m.PID, m.StartedAt = StatusRunning, s.cfg.Node, sess.PID(), &now
+		m.Cols, m.Rows = sess.Size()
+		return true
+	})
+	if err != nil {
+		_ = sess.Terminate(s.cfg.KillGrace)
+		return nil, nil, err
+	}
+	l := &live{id: id, sess: sess, clients: map[*conn.Conn]struct{}{}, ended: make(chan struct{})}
+	s.live[id] = l
+	s.wg.Add(1)
+	go s.watch(l)
+	l.armDetach(s)
+	return l, m, nil
+}
+
+var (
+	errFinished  = errors.New("milestone has finished")
+	errElsewhere = errors.New("milestone runs on another node")
+)
+
+// watch records the session's end in the milestone.
+func (s *Service) watch(l *live) {
+	defer s.wg.Done()
+	<-l.sess.Done()
+	st, _ := l.sess.ExitStatus()
+	l.mu.Lock()
+	reason := l.reason
+	if l.detach != nil {
+		l.detach.Stop()
+	}
+	l.mu.Unlock()
+	if reason == "" {
+		reason = ReasonExited
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.store.Update(ctx, l.id, func(m *Milestone) bool {
+		if m.Status == StatusFinished {
+			return false
+		}
+		finish(m, reason)
+		code := st.Code
+		m.ExitCode, m.Signal = &code, st.Signal
+		return true
+	}); err != nil && !errors.Is(err, ErrNotFound) {
+		s.log.Error("record milestone end", "milestone", l.id, "err", err)
+	}
+	s.mu.Lock()
+	if s.live[l.id] == l {
+		delete(s.live, l.id)
+	}
+	s.mu.Unlock()
+	close(l.ended)
+	s.log.Info("milestone finished", "milestone", l.id, "reason", reason, "code", st.Code, "signal", st.Signal)
+}
+
+// Session returns the terminal session running milestone id on this node,
+// or nil.
+func (s *Service) Session(id string) *terminal.Session {
+	if l := s.liveOf(id); l != nil {
+		return l.sess
+	}
+	return nil
+}
+
+func (s *Service) liveOf(id string) *live {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.live[id]
+}
+
+// End terminates a live session with reason (SIGHUP/SIGTERM, then SIGKILL
+// after the grace) and waits until its end is recorded; for a milestone
+// that is not running here it just marks the record finished.
+func (s *Service) End(ctx context.Context, id, reason string) (*Milestone, error) {
+	if l := s.liveOf(id); l != nil {
+		l.mu.Lock()
+		if l.reason == "" {
+			l.reason = reason
+		}
+		l.mu.Unlock()
+		_ = l.sess.Terminate(s.cfg.KillGrace)
+		// watch records the end; wait for it so callers see the final record.
+		select {
+		case <-l.ended:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		m, _, err := s.store.Get(ctx, id)
+		return m, err
+	}
+	return s.store.Update(ctx, id, func(m *Milestone) bool {
+		if m.Status == StatusFinished {
+			return false
+		}
+		finish(m, reason)
+		return true
+	})
+}
+
+// Close ends every live session (their milestones become finished with
+// reason interrupted) and waits for their ends to be recorded.
+func (s *Service) Close() {
+	s.mu.Lock()
+	ls := make([]*live, 0, len(s.live))
+	for _, l := range s.live {
+		ls = append(ls, l)
+	}
+	s.mu.Unlock()
+	sort.Slice(ls, func(i, j int) bool { return ls[i].id < ls[j].id })
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		l.mu.Lock()
+		if l.reason == "" {
+			l.reason = ReasonInterrupted
+		}
+		l.mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = l.sess.Terminate(s.cfg.KillGrace)
+		}()
+	}
+	wg.Wait()
+	s.wg.Wait()
+}
+
+// attach registers c with the session and stops any detach timer.
+func (l *live) attach(c *conn.Conn) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.clients[c] = struct{}{}
+	if l.detach != nil {
+		l.detach.Stop()
+		l.detach = nil
+	}
+	return len(l.clients)
+}
+
+// leave unregisters c and arms the detach timer when none are left.
+func (l *live) leave(s *Service, c *conn.Conn) {
+	l.mu.Lock()
+	delete(l.clients, c)
+	l.mu.Unlock()
+	l.armDetach(s)
+}
+
+func (l *live) armDetach(s *Service) {
+	if s.cfg.DetachTimeout <= 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.clients) > 0 || l.detach != nil {
+		return
+	}
+	l.detach = time.AfterFunc(s.cfg.DetachTimeout, func() {
+		l.mu.Lock()
+		idle := len(l.clients) == 0 && l.reason == ""
+		if idle {
+			l.reason = ReasonDetachTimeout
+		}
+		l.mu.Unlock()
+		if idle {
+			s.log.Info("ending detached session", "milestone", l.id, "after", s.cfg.DetachTimeout)
+			go func() { _ = l.sess.Terminate(s.cfg.KillGrace) }()
+		}
+	})
+}
+
+// broadcast sends a message to every client attached to the session.
+func (l *live) broadcast(typ string, v any) {
+	l.mu.Lock()
+	cs := make([]*conn.Conn, 0, len(l.clients))
+	for c := range l.clients {
+		cs = append(cs, c)
+	}
+	l.mu.Unlock()
+	for _, c := range cs {
+		c.Send(typ, v)
+	}
+}
+
+// inherited lists the server environment variables a terminal inherits;
+// everything else (TETHER_JWT_SECRET, cloud credentials) stays behind.
+var inherited = []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "TZ", "TMPDIR"}
+
+func environ(extra map[string]string) []string {
+	var env []string
+	for _, k := range inherited {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	keys := make([]string, 0, len(extra))
+	for k := range extra {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+extra[k])
+	}
+	return env
+}
