@@ -4,6 +4,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,6 +28,7 @@ Usage:
   tether serve [flags]       run a node (tether serve --dev for a ready-to-use local server)
   tether token --sub ID      mint an HS256 token with the configured secret
   tether connect URL         a line-oriented WebSocket client: stdin lines out, frames in
+  tether attach MILESTONE    attach this terminal to a milestone's terminal (detach: Ctrl-])
   tether help [command]      show help
 
 Run 'tether <command> -h' for a command's flags. Every serve flag can also be
@@ -48,6 +50,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = Token(args[1:], stdout)
 	case "connect":
 		err = Connect(args[1:], stdin, stdout, stderr)
+	case "attach":
+		err = Attach(args[1:], stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		if len(args) > 1 {
 			return Main([]string{args[1], "-h"}, stdin, stdout, stderr)
@@ -60,6 +64,10 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if err == flag.ErrHelp {
 		return 0
+	}
+	var exit exitError
+	if errors.As(err, &exit) {
+		return exit.code // the attached program's exit code
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "tether %s: %v\n", args[0], err)

@@ -1,0 +1,405 @@
+package cli
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/sys/unix"
+
+	"github.com/tether-dev/tether/internal/protocol"
+)
+
+// DetachKey is the byte that detaches `tether attach` (Ctrl-]), as in
+// telnet; the program keeps running.
+const DetachKey = 0x1d
+
+// errDetached ends an attach that the user detached.
+var errDetached = errors.New("detached")
+
+// exitError carries the exit code of the attached program.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return "program exited with code " + strconv.Itoa(e.code) }
+
+// Attach runs `tether attach`: the local terminal drives a milestone's
+// terminal like `kubectl exec -it`, in raw mode, resized on start and on
+// SIGWINCH, and it resumes from its last offset after a network drop.
+func Attach(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tether attach", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	server := fs.String("server", envOr("TETHER_SERVER", "http://localhost:8000"), "Tether base URL (default $TETHER_SERVER or http://localhost:8000)")
+	token := fs.String("token", os.Getenv("TETHER_TOKEN"), "token (default $TETHER_TOKEN)")
+	view := fs.Bool("view", false, "attach read-only")
+	retry := fs.Duration("reconnect-for", 2*time.Minute, "how long to keep reconnecting after the connection drops")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: tether attach [flags] <milestone>\n\nDetach with Ctrl-] (the program keeps running).")
+		fs.PrintDefaults()
+	}
+	id, rest := "", args
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		id, rest = rest[0], rest[1:]
+	}
+	if err := fs.Parse(rest); err != nil {
+		return err
+	}
+	if id == "" {
+		id = fs.Arg(0)
+	}
+	if id == "" {
+		fs.Usage()
+		return errors.New("a milestone id is required")
+	}
+	base, err := url.Parse(*server)
+	if err != nil || base.Host == "" {
+		return fmt.Errorf("bad --server %q", *server)
+	}
+	switch base.Scheme {
+	case "https":
+		base.Scheme = "wss"
+	default:
+		base.Scheme = "ws"
+	}
+	base.Path = strings.TrimSuffix(base.Path, "/") + "/api/milestones/" + url.PathEscape(id) + "/terminal"
+
+	a := &attacher{base: base, token: *token, view: *view, stdin: stdin, stdout: stdout, stderr: stderr, retry: *retry, offset: -1}
+	if f, ok := stdin.(*os.File); ok {
+		if restore, err := makeRaw(f); err == nil {
+			defer restore()
+			a.raw = true
+		}
+		// Unblock the input reader on the way out (where stdin supports
+		// deadlines), so that no goroutine outlives the command.
+		defer func() { _ = f.SetReadDeadline(time.Now()) }()
+	}
+	if f, ok := stdout.(*os.File); ok {
+		a.ttyOut = f
+	}
+	err = a.run()
+	switch {
+	case errors.Is(err, errDetached):
+		fmt.Fprintf(stderr, "\r\n[detached from %s; it keeps running: tether attach %s to come back]\r\n", id, id)
+		return nil
+	case err == nil:
+		return nil
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee
+	}
+	return err
+}
+
+type attacher struct {
+	base           *url.URL
+	token          string
+	view, raw      bool
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	ttyOut         *os.File
+	retry          time.Duration
+	offset         int64 // last offset received; -1 before any
+	mu             sync.Mutex
+	conn           *websocket.Conn
+	inputOnce      sync.Once
+	inputErr       chan error
+}
+
+func (a *attacher) run() error {
+	a.inputErr = make(chan error, 1)
+	winch := make(chan os.Signal, 1)
+	signal.Notify(winch, syscall.SIGWINCH)
+	defer signal.Stop(winch)
+	var dropSince time.Time
+	for attempt := 0; ; attempt++ {
+		c, err := a.dial()
+		if err != nil {
+			var fatal *fatalError
+			if errors.As(err, &fatal) {
+				return fatal.err
+			}
+			if dropSince.IsZero() {
+				dropSince = time.Now()
+			}
+			if time.Since(dropSince) > a.retry {
+				return fmt.Errorf("reconnect: %w", err)
+			}
+			time.Sleep(backoff(attempt))
+			continue
+		}
+		attempt, dropSince = 0, time.Time{}
+		a.mu.Lock()
+		a.conn = c
+		a.mu.Unlock()
+		a.sendSize(c)
+		a.inputOnce.Do(func() { go a.pumpInput() })
+		err = a.session(c, winch)
+		if err == nil || errors.Is(err, errDetached) || isExit(err) {
+			_ = c.Close(websocket.StatusNormalClosure, "")
+			return err
+		}
+		var ce websocket.CloseError
+		if errors.As(err, &ce) && ce.Code != websocket.StatusGoingAway {
+			return fmt.Errorf("closed by server: %d %s", ce.Code, ce.Reason)
+		}
+		// A drop or a node going away: resume from the last offset.
+		fmt.Fprintf(a.stderr, "\r\n[connection lost (%v); reconnecting]\r\n", shortErr(err))
+	}
+}
+
+func isExit(err error) bool {
+	var ee exitError
+	return errors.As(err, &ee)
+}
+
+type fatalError struct{ err error }
+
+func (f *fatalError) Error() string { return f.err.Error() }
+
+func (a *attacher) dial() (*websocket.Conn, error) {
+	u := *a.base
+	q := u.Query()
+	if a.offset >= 0 {
+		q.Set("since", strconv.FormatInt(a.offset, 10))
+	}
+	if a.view {
+		q.Set("mode", "view")
+	}
+	u.RawQuery = q.Encode()
+	hdr := http.Header{}
+	if a.token != "" {
+		hdr.Set("Authorization", "Bearer "+a.token)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{
+		HTTPHeader: hdr, Subprotocols: []string{protocol.SubprotocolTerminalBinary},
+	})
+	if err != nil {
+		if resp != nil && resp.StatusCode >= 400 && resp.StatusCode < 500 {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			return nil, &fatalError{fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))}
+		}
+		return nil, err
+	}
+	c.SetReadLimit(16 << 20)
+	return c, nil
+}
+
+// session reads frames until the connection ends.
+func (a *attacher) session(c *websocket.Conn, winch <-chan os.Signal) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-winch:
+				a.sendSize(c)
+			}
+		}
+	}()
+	readErr := make(chan error, 1)
+	go func() { readErr <- a.read(ctx, c) }()
+	select {
+	case err := <-readErr:
+		return err
+	case err := <-a.inputErr:
+		return err
+	}
+}
+
+func (a *attacher) read(ctx context.Context, c *websocket.Conn) error {
+	for {
+		typ, b, err := c.Read(ctx)
+		if err != nil {
+			return err
+		}
+		if typ == websocket.MessageBinary {
+			if len(b) < 9 {
+				continue
+			}
+			if b[0] == protocol.BinaryReplayStart {
+				_, _ = io.WriteString(a.stdout, "\x1bc") // reset before a replay
+			}
+			if _, err := a.stdout.Write(b[9:]); err != nil {
+				return err
+			}
+			a.offset = int64(binary.BigEndian.Uint64(b[1:9]))
+			continue
+		}
+		var m struct {
+			Type string `json:"type"`
+			Code *int   `json:"code"`
+		}
+		if json.Unmarshal(b, &m) != nil {
+			continue
+		}
+		switch m.Type {
+		case protocol.TypeExit:
+			code := 0
+			if m.Code != nil {
+				code = *m.Code
+			}
+			if code == 0 {
+				return nil
+			}
+			return exitError{code}
+		case protocol.TypeError:
+			var e protocol.ErrorReply
+			_ = json.Unmarshal(b, &e)
+			fmt.Fprintf(a.stderr, "\r\n[tether: %s: %s]\r\n", e.Code, e.Message)
+		}
+	}
+}
+
+// pumpInput forwards stdin to whichever connection is current. It runs
+// for the life of the command: stdin cannot be un-read.
+func (a *attacher) pumpInput() {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := a.stdin.Read(buf)
+		if n > 0 {
+			data := buf[:n]
+			if a.raw {
+				if i := indexByte(data, DetachKey); i >= 0 {
+					a.send(data[:i])
+					a.stopInput(errDetached)
+					return
+				}
+			}
+			a.send(data)
+		}
+		if err != nil {
+			if !a.raw && err == io.EOF {
+				// Piped input ended: keep showing output until the program ends.
+				return
+			}
+			a.stopInput(err)
+			return
+		}
+	}
+}
+
+// stopInput reports why input ended, unless the session already ended.
+func (a *attacher) stopInput(err error) {
+	select {
+	case a.inputErr <- err:
+	default:
+	}
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func (a *attacher) send(data []byte) {
+	if len(data) == 0 || a.view {
+		return
+	}
+	a.mu.Lock()
+	c := a.conn
+	a.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Lost keystrokes during a reconnect are dropped, as on any terminal.
+	_ = c.Write(ctx, websocket.MessageBinary, data)
+}
+
+func (a *attacher) sendSize(c *websocket.Conn) {
+	if a.ttyOut == nil || a.view {
+		return
+	}
+	var ws *unix.Winsize
+	err := control(a.ttyOut, func(fd int) (err error) {
+		ws, err = unix.IoctlGetWinsize(fd, unix.TIOCGWINSZ)
+		return err
+	})
+	if err != nil || ws.Col == 0 {
+		return
+	}
+	b, _ := json.Marshal(protocol.ResizeRequest{Cols: int(ws.Col), Rows: int(ws.Row)})
+	msg := append([]byte(`{"type":"resize",`), b[1:]...)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = c.Write(ctx, websocket.MessageText, msg)
+}
+
+// control runs fn on f's descriptor without File.Fd, which would switch a
+// non-blocking descriptor to blocking mode and disable its deadlines.
+func control(f *os.File, fn func(fd int) error) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
+		return err
+	}
+	return ferr
+}
+
+// makeRaw puts the terminal f in raw mode and returns how to restore it.
+func makeRaw(f *os.File) (func(), error) {
+	var old *unix.Termios
+	if err := control(f, func(fd int) (err error) {
+		old, err = unix.IoctlGetTermios(fd, unix.TCGETS)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	raw := *old
+	raw.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	raw.Oflag &^= unix.OPOST
+	raw.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	raw.Cflag &^= unix.CSIZE | unix.PARENB
+	raw.Cflag |= unix.CS8
+	raw.Cc[unix.VMIN], raw.Cc[unix.VTIME] = 1, 0
+	set := func(t *unix.Termios) error {
+		return control(f, func(fd int) error { return unix.IoctlSetTermios(fd, unix.TCSETS, t) })
+	}
+	if err := set(&raw); err != nil {
+		return nil, err
+	}
+	return func() { _ = set(old) }, nil
+}
+
+func backoff(attempt int) time.Duration {
+	d := 100 * time.Millisecond << min(attempt, 5)
+	return min(d, 3*time.Second)
+}
+
+func shortErr(err error) string {
+	s := err.Error()
+	if len(s) > 80 {
+		s = s[:80] + "…"
+	}
+	return s
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

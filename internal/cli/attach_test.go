@@ -1,0 +1,250 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
+
+	"github.com/tether-dev/tether/internal/cli"
+	"github.com/tether-dev/tether/internal/testkit"
+)
+
+// screen collects what the attached program shows on a local PTY.
+type screen struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *screen) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *screen) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+// attachOnPTY runs `tether attach` in-process with a real PTY as its
+// terminal and returns the PTY master (the keyboard and screen), what the
+// screen showed, and the command's exit code when it ends.
+func attachOnPTY(t *testing.T, args ...string) (*os.File, *screen, <-chan int, *bytes.Buffer) {
+	t.Helper()
+	master, slave, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The command's terminal: a non-blocking copy of the slave, so that
+	// its reads can be interrupted when the command ends, as they can be
+	// for a real process that exits.
+	// (close-on-exec, or the milestones' programs would inherit it and keep
+	// the terminal open).
+	fd, err := unix.FcntlInt(slave.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
+	tty := os.NewFile(uintptr(fd), "tty")
+	if err := pty.Setsize(master, &pty.Winsize{Cols: 100, Rows: 30}); err != nil {
+		t.Fatal(err)
+	}
+	scr := &screen{}
+	copied := make(chan struct{})
+	go func() { _, _ = io.Copy(scr, master); close(copied) }()
+	code := make(chan int, 1)
+	var stderr bytes.Buffer
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		code <- cli.Main(append([]string{"attach"}, args...), tty, tty, &stderr)
+	}()
+	t.Cleanup(func() {
+		<-done
+		tty.Close()
+		slave.Close()
+		master.Close()
+		<-copied
+	})
+	return master, scr, code, &stderr
+}
+
+func createMilestone(t *testing.T, n *testkit.Node, id string, cmd ...string) {
+	t.Helper()
+	status, body := testkit.PostJSON(t, n.HTTP+"/api/milestones", testkit.Token(t, "ops", "admin"), map[string]any{"id": id, "owner": "alice", "command": cmd})
+	if status != http.StatusCreated {
+		t.Fatalf("create: %d %v", status, body)
+	}
+}
+
+func waitExit(t *testing.T, code <-chan int) int {
+	t.Helper()
+	select {
+	case c := <-code:
+		return c
+	case <-time.After(testkit.Timeout):
+		t.Fatal("attach did not end")
+		return -1
+	}
+}
+
+// Raw mode, the size sent on start and on SIGWINCH, typing, and the detach
+// key that leaves the program running.
+func TestAttachTypesResizesAndDetaches(t *testing.T) {
+	n := testkit.Start(t, nil, nil)
+	createMilestone(t, n, "sh1", "sh", "-c", "stty -echo; echo ready; exec cat")
+	master, scr, code, stderr := attachOnPTY(t, "sh1", "--server", n.HTTP, "--token", testkit.Token(t, "alice"))
+	testkit.Eventually(t, "ready on screen", func() bool { return strings.Contains(scr.String(), "ready") })
+	testkit.Eventually(t, "the local size applied", func() bool {
+		c, r := n.Milestones.Session("sh1").Size()
+		return c == 100 && r == 30
+	})
+	// Raw mode passes the carriage return through; the remote terminal
+	// turns it into a newline for cat.
+	if _, err := master.Write([]byte("hello\r")); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, "hello echoed", func() bool { return strings.Contains(scr.String(), "hello\r\n") })
+
+	if err := pty.Setsize(master, &pty.Winsize{Cols: 120, Rows: 40}); err != nil {
+		t.Fatal(err)
+	}
+	_ = syscall.Kill(os.Getpid(), syscall.SIGWINCH)
+	testkit.Eventually(t, "the new size applied", func() bool {
+		c, r := n.Milestones.Session("sh1").Size()
+		return c == 120 && r == 40
+	})
+
+	if _, err := master.Write([]byte{cli.DetachKey}); err != nil {
+		t.Fatal(err)
+	}
+	if c := waitExit(t, code); c != 0 {
+		t.Fatalf("exit %d: %s", c, stderr)
+	}
+	if !strings.Contains(stderr.String(), "detached from sh1") {
+		t.Fatalf("stderr %q", stderr)
+	}
+	if n.Milestones.Session("sh1") == nil {
+		t.Fatal("detaching ended the program")
+	}
+}
+
+// After a network drop, attach reconnects and resumes from its last
+// offset: what was printed meanwhile appears exactly once.
+func TestAttachResumesAfterDrop(t *testing.T) {
+	n := testkit.Start(t, nil, nil)
+	createMilestone(t, n, "cat1", "sh", "-c", "stty -echo; echo ready; exec cat")
+	proxy := newProxy(t, n.Server.Listener.Addr().String())
+	master, scr, code, stderr := attachOnPTY(t, "cat1", "--server", "http://"+proxy.addr, "--token", testkit.Token(t, "alice"))
+	testkit.Eventually(t, "ready", func() bool { return strings.Contains(scr.String(), "ready") })
+	if _, err := master.Write([]byte("one\r")); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, "one", func() bool { return strings.Contains(scr.String(), "one\r\n") })
+
+	proxy.cut()
+	// Output produced while the attach is disconnected.
+	other := testkit.Dial(t, n.WS+"/api/milestones/cat1/terminal?since=0", testkit.Bearer(testkit.Token(t, "alice")))
+	other.Send(map[string]any{"type": "input", "data": "two\n"})
+	testkit.Eventually(t, "two after the reconnect", func() bool { return strings.Contains(scr.String(), "two\r\n") })
+	if _, err := master.Write([]byte("three\r")); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, "three", func() bool { return strings.Contains(scr.String(), "three\r\n") })
+	out := scr.String()
+	for _, w := range []string{"ready", "one\r\n", "two\r\n", "three\r\n"} {
+		if c := strings.Count(out, w); c != 1 {
+			t.Fatalf("%q appears %d times on screen: %q", w, c, out)
+		}
+	}
+	if !strings.Contains(stderr.String(), "reconnecting") {
+		t.Fatalf("stderr %q", stderr)
+	}
+	_, _ = master.Write([]byte{cli.DetachKey})
+	waitExit(t, code)
+}
+
+// attach exits with the program's exit code.
+func TestAttachExitCode(t *testing.T) {
+	n := testkit.Start(t, nil, nil)
+	createMilestone(t, n, "fail", "sh", "-c", "echo bye; exit 3")
+	_, scr, code, stderr := attachOnPTY(t, "fail", "--server", n.HTTP, "--token", testkit.Token(t, "alice"))
+	if c := waitExit(t, code); c != 3 {
+		t.Fatalf("exit %d: %s", c, stderr)
+	}
+	testkit.Eventually(t, "bye on screen", func() bool { return strings.Contains(scr.String(), "bye") })
+	// Errors from the server are reported, not retried.
+	_, _, code, stderr = attachOnPTY(t, "fail", "--server", n.HTTP, "--token", "garbage")
+	if c := waitExit(t, code); c != 1 || !strings.Contains(stderr.String(), "invalid_token") {
+		t.Fatalf("exit %d: %s", c, stderr)
+	}
+}
+
+// proxy forwards TCP to a target and can cut every connection at once.
+type proxy struct {
+	addr  string
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+	wg    sync.WaitGroup
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{addr: ln.Addr().String(), ln: ln}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
+			up, err := (&net.Dialer{}).DialContext(ctx, "tcp", target)
+			cancel()
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			p.wg.Add(2)
+			go func() { defer p.wg.Done(); _, _ = io.Copy(up, c); up.Close() }()
+			go func() { defer p.wg.Done(); _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		p.cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
