@@ -163,3 +163,29 @@ func TestRestartInterruptsRunningMilestones(t *testing.T) {
 		}
 	}
 }
+
+// A session nobody is attached to ends after --terminal-detach-timeout;
+// one with a client attached does not.
+func TestDetachTimeout(t *testing.T) {
+	cfg := testkit.Config(t)
+	cfg.TerminalDetachTimeout = 300 * time.Millisecond
+	n := testkit.Start(t, cfg, nil)
+	create(t, n, "kept", []string{"sleep", "100"})
+	create(t, n, "left", []string{"sleep", "100"})
+	kept := attach(t, n, "kept", alice(t), "")
+	kept.status()
+	left := attach(t, n, "left", alice(t), "")
+	left.status()
+	start := time.Now()
+	left.C.Close(websocket.StatusNormalClosure, "bye")
+	testkit.Eventually(t, "the detached session to end", func() bool {
+		_, m := testkit.Do(t, http.MethodGet, n.HTTP+"/api/milestones/left", alice(t), nil)
+		return m["status"] == "finished" && m["reason"] == "detach_timeout"
+	})
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Fatalf("ended after %v", d)
+	}
+	if n.Milestones.Session("kept") == nil {
+		t.Fatal("the attached session ended too")
+	}
+}
