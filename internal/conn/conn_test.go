@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -118,7 +117,7 @@ func TestHandshakeRejections(t *testing.T) {
 			}
 		})
 	}
-	metrics := scrape(t, n)
+	metrics := n.Metrics(t)
 	if !strings.Contains(metrics, `tether_auth_failures_total{reason="token_expired"} 1`) {
 		t.Fatalf("auth failure metric missing:\n%s", grep(metrics, "auth_failures"))
 	}
@@ -269,7 +268,7 @@ func TestMalformedFrameGetsNoReply(t *testing.T) {
 	c.SendText("not a json message")
 	c.Send(map[string]any{"type": "ping"})
 	c.Expect("pong")
-	if !strings.Contains(scrape(t, n), `tether_bad_frames_total{endpoint="agent"} 1`) {
+	if !strings.Contains(n.Metrics(t), `tether_bad_frames_total{endpoint="agent"} 1`) {
 		t.Fatal("bad frame not counted")
 	}
 }
@@ -418,7 +417,7 @@ func TestIdleTimeout(t *testing.T) {
 	silent := testkit.Dial(t, agentURL(n), testkit.Bearer(tok))
 	start := time.Now()
 	testkit.Eventually(t, "the idle close", func() bool {
-		return strings.Contains(scrape(t, n), `tether_closes_total{code="4008",endpoint="agent"} 1`)
+		return strings.Contains(n.Metrics(t), `tether_closes_total{code="4008",endpoint="agent"} 1`)
 	})
 	if d := time.Since(start); d < 300*time.Millisecond {
 		t.Fatalf("closed after %v, before the idle timeout", d)
@@ -507,7 +506,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 	c := testkit.Dial(t, agentURL(n), testkit.Bearer(tok))
 	c.Send(map[string]any{"type": "ping"})
 	c.Expect("pong")
-	m := scrape(t, n)
+	m := n.Metrics(t)
 	for _, want := range []string{
 		`tether_connections_open{endpoint="agent"} 1`,
 		`tether_messages_in_total{endpoint="agent",type="ping"} 1`,
@@ -552,20 +551,6 @@ func TestConfigPrecedence(t *testing.T) {
 	if _, err := config.Load([]string{"--jwt-secret", "short"}, nil); err == nil || !strings.Contains(err.Error(), "at least 32 bytes") {
 		t.Fatalf("short secret: %v", err)
 	}
-}
-
-func scrape(t *testing.T, n *testkit.Node) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.HTTP+"/metrics", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
 }
 
 func grep(s, sub string) string {

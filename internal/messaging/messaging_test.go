@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -289,7 +287,7 @@ func TestSlowConsumerClosed(t *testing.T) {
 		t.Fatal("the reading subscriber was held up")
 	}
 	testkit.Eventually(t, "the slow consumer drop", func() bool {
-		return strings.Contains(scrape(t, n), `tether_send_queue_drops_total{endpoint="agent"} 1`)
+		return strings.Contains(n.Metrics(t), `tether_send_queue_drops_total{endpoint="agent"} 1`)
 	})
 	// Now the slow client reads: what was in flight, then close 4008.
 	if reason := slow.ExpectClose(4008); reason != "slow_consumer" {
@@ -326,18 +324,4 @@ func TestPublishFromNATSReachesSubscribers(t *testing.T) {
 		t.Fatalf("message = %v", m)
 	}
 	_ = nats.ErrTimeout
-}
-
-func scrape(t *testing.T, n *testkit.Node) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.HTTP+"/metrics", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
 }

@@ -282,6 +282,21 @@ func Do(t testing.TB, method, url, tok string, body io.Reader) (int, map[string]
 	return resp.StatusCode, out
 }
 
+// Metrics returns the node's /metrics page.
+func (n *Node) Metrics(t testing.TB) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.HTTP+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("scrape metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
 // Fields formats selected fields of m for error messages.
 func Fields(m map[string]any, keys ...string) string {
 	var sb strings.Builder
