@@ -1,0 +1,130 @@
+package cluster
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/tether-dev/tether/internal/backbone"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func startBackbone(t *testing.T) *backbone.Backbone {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bb, err := backbone.Start(ctx, backbone.Config{DataDir: t.TempDir(), Name: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bb.Close)
+	return bb
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Two nodes see each other; one that stops beating is reported down once,
+// and one that leaves is down at once.
+func TestRegistry(t *testing.T) {
+	bb := startBackbone(t)
+	ctx := context.Background()
+	const beat = 50 * time.Millisecond
+	a, err := Join(ctx, bb, Node{Name: "a", Addr: "127.0.0.2:8000"}, beat, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Leave()
+	b, err := Join(ctx, bb, Node{Name: "b"}, beat, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Join(ctx, bb, Node{Name: "c"}, beat, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	downs := make(chan string, 10)
+	a.OnDown(func(n string) { downs <- n })
+	eventually(t, "a to see b and c", func() bool { return a.Up("b") && a.Up("c") })
+	nodes := a.Nodes()
+	if len(nodes) != 3 || nodes[0].Name != "a" || !nodes[0].Self || nodes[0].Addr != "127.0.0.2:8000" {
+		t.Fatalf("nodes = %+v", nodes)
+	}
+
+	// b crashes: its heartbeat stops but its key stays.
+	close(b.stop)
+	<-b.done
+	start := time.Now()
+	select {
+	case n := <-downs:
+		if n != "b" {
+			t.Fatalf("down %q", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("b never reported down")
+	}
+	if d := time.Since(start); d < (MissedBeats-1)*beat {
+		t.Fatalf("b reported down after %v", d)
+	}
+	if a.Up("b") || !a.Up("c") {
+		t.Fatalf("up: b=%v c=%v", a.Up("b"), a.Up("c"))
+	}
+	// c leaves cleanly.
+	c.Leave()
+	eventually(t, "c down", func() bool { return !a.Up("c") })
+	select {
+	case n := <-downs:
+		if n != "c" {
+			t.Fatalf("down %q", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("c never reported down")
+	}
+}
+
+func TestUserCounterAcrossNodes(t *testing.T) {
+	bb := startBackbone(t)
+	ctx := context.Background()
+	a, err := NewUserCounter(ctx, bb, "a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewUserCounter(ctx, bb, "b", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.Acquire("alice@example.com", 2) || !b.Acquire("alice@example.com", 2) {
+		t.Fatal("first two refused")
+	}
+	if a.Acquire("alice@example.com", 2) || b.Acquire("alice@example.com", 2) {
+		t.Fatal("third allowed")
+	}
+	if !a.Acquire("bob", 2) {
+		t.Fatal("another user refused")
+	}
+	a.Release("alice@example.com")
+	if !b.Acquire("alice@example.com", 2) {
+		t.Fatal("freed slot refused")
+	}
+	// b dies: its two connections of alice are forgotten by a survivor.
+	a.Forget("b")
+	if !a.Acquire("alice@example.com", 2) || !a.Acquire("alice@example.com", 2) {
+		t.Fatal("slots of the dead node not freed")
+	}
+	if a.Acquire("alice@example.com", 2) {
+		t.Fatal("limit not enforced after forget")
+	}
+	// Releasing more than was acquired never goes below zero.
+	a.Release("nobody")
+}
