@@ -34,9 +34,10 @@ type Config struct {
 	NodeName   string
 	Pprof      bool
 
-	NATSURL    string
-	NATSListen string
-	Replicas   int
+	NATSURL          string
+	NATSListen       string
+	Replicas         int
+	ClusterHeartbeat time.Duration
 
 	JWTSecret    string
 	JWTPublicKey string
@@ -95,6 +96,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "external NATS server or cluster (nats://host:4222,...); empty starts an embedded server")
 	fs.StringVar(&c.NATSListen, "nats-listen", c.NATSListen, "address where the embedded NATS server accepts backend clients (empty: in-process only)")
 	fs.IntVar(&c.Replicas, "replicas", c.Replicas, "JetStream replication factor for Tether's streams and buckets")
+	fs.DurationVar(&c.ClusterHeartbeat, "cluster-heartbeat", c.ClusterHeartbeat, "interval of this node's heartbeat; a node missing 3 in a row is considered down")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", c.JWTSecret, "HMAC secret for HS256/384/512 tokens")
 	fs.StringVar(&c.JWTPublicKey, "jwt-public-key", c.JWTPublicKey, "PEM public key file for RS*/PS*/ES*/EdDSA tokens")
 	fs.StringVar(&c.JWKSURL, "jwks-url", c.JWKSURL, "JWKS URL for RS*/PS*/ES*/EdDSA tokens")
@@ -129,25 +131,26 @@ func Defaults() *Config {
 		host = "tether"
 	}
 	return &Config{
-		Addr:            ":8000",
-		DataDir:         "./data",
-		LogLevel:        "info",
-		LogFormat:       "text",
-		NodeName:        host,
-		Replicas:        1,
-		AuthTimeout:     10 * time.Second,
-		PingInterval:    25 * time.Second,
-		IdleTimeout:     60 * time.Second,
-		WriteTimeout:    10 * time.Second,
-		ShutdownTimeout: 10 * time.Second,
-		MaxMessageSize:  1 << 20,
-		SendQueue:       256,
-		MaxConnsPerUser: 100,
-		MaxChannels:     128,
-		RateLimit:       100,
-		RateBurst:       200,
-		HistoryMaxAge:   time.Hour,
-		HistoryMaxBytes: 256 << 20,
+		Addr:             ":8000",
+		DataDir:          "./data",
+		LogLevel:         "info",
+		LogFormat:        "text",
+		NodeName:         host,
+		Replicas:         1,
+		ClusterHeartbeat: 2 * time.Second,
+		AuthTimeout:      10 * time.Second,
+		PingInterval:     25 * time.Second,
+		IdleTimeout:      60 * time.Second,
+		WriteTimeout:     10 * time.Second,
+		ShutdownTimeout:  10 * time.Second,
+		MaxMessageSize:   1 << 20,
+		SendQueue:        256,
+		MaxConnsPerUser:  100,
+		MaxChannels:      128,
+		RateLimit:        100,
+		RateBurst:        200,
+		HistoryMaxAge:    time.Hour,
+		HistoryMaxBytes:  256 << 20,
 
 		TerminalCommand:           []string{"/bin/sh"},
 		TerminalRingSize:          1 << 20,
@@ -293,6 +296,7 @@ func (c *Config) Validate() error {
 	positive := map[string]time.Duration{
 		"auth-timeout": c.AuthTimeout, "ping-interval": c.PingInterval, "idle-timeout": c.IdleTimeout,
 		"write-timeout": c.WriteTimeout, "shutdown-timeout": c.ShutdownTimeout, "history-max-age": c.HistoryMaxAge,
+		"cluster-heartbeat": c.ClusterHeartbeat,
 	}
 	for name, d := range positive {
 		if d <= 0 {

@@ -350,7 +350,8 @@ func TestRateLimit(t *testing.T) {
 	cfg.RateBurst = 5
 	n := testkit.Start(t, cfg, nil)
 	c := testkit.Dial(t, agentURL(n), testkit.Bearer(testkit.Token(t, "alice")))
-	for i := 0; i < 20; i++ {
+	// 5 within the burst, then 10 refused in a row: the 15th closes.
+	for i := 0; i < 15; i++ {
 		c.Send(map[string]any{"type": "ping", "id": i})
 	}
 	for i := 0; i < 5; i++ {

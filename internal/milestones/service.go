@@ -13,7 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tether-dev/tether/internal/conn"
+	"github.com/nats-io/nats.go"
+
 	"github.com/tether-dev/tether/internal/terminal"
 )
 
@@ -35,7 +36,9 @@ type Config struct {
 	// ClientQueue is how many output frames may wait in one client's send
 	// queue before the client is paced (it then reads from the ring).
 	ClientQueue int
-	Logger      *slog.Logger
+	// NC relays terminals between nodes; nil serves local terminals only.
+	NC     *nats.Conn
+	Logger *slog.Logger
 }
 
 // Service owns the milestones of this node and their live sessions.
@@ -44,17 +47,23 @@ type Service struct {
 	store *Store
 	log   *slog.Logger
 
-	mu   sync.Mutex
-	live map[string]*live
-	wg   sync.WaitGroup // session watchers
+	nc   *nats.Conn
+	subs []*nats.Subscription
+
+	mu      sync.Mutex
+	live    map[string]*live
+	relays  map[string]*hostRelay                 // clients of other nodes attached here
+	remotes map[string]map[*remoteSource]struct{} // by host node: clients here of terminals elsewhere
+	wg      sync.WaitGroup                        // session watchers, relay pumps
 }
 
 // live is a running session on this node and the connections attached.
 type live struct {
 	id      string
+	svc     *Service
 	sess    *terminal.Session
 	mu      sync.Mutex
-	clients map[*conn.Conn]struct{}
+	clients map[peer]struct{}
 	detach  *time.Timer
 	reason  string        // why it is being ended, if it is
 	ended   chan struct{} // closed once the end is recorded
@@ -76,7 +85,10 @@ func NewService(ctx context.Context, store *Store, cfg Config) (*Service, error)
 	if cfg.ClientQueue <= 0 {
 		cfg.ClientQueue = 8
 	}
-	s := &Service{cfg: cfg, store: store, log: cfg.Logger, live: map[string]*live{}}
+	s := &Service{
+		cfg: cfg, store: store, log: cfg.Logger, nc: cfg.NC, live: map[string]*live{},
+		relays: map[string]*hostRelay{}, remotes: map[string]map[*remoteSource]struct{}{},
+	}
 	if err := os.MkdirAll(s.recordingDir(), 0o755); err != nil {
 		return nil, fmt.Errorf("recordings dir: %w", err)
 	}
@@ -98,7 +110,39 @@ func NewService(ctx context.Context, store *Store, cfg Config) (*Service, error)
 		}
 		s.log.Info("milestone interrupted by restart", "milestone", m.ID)
 	}
+	if s.nc != nil {
+		if err := s.serveRelays(); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// NodeDown finishes, as interrupted, the milestones that were running on a
+// node that died: their processes died with it. Every surviving node may
+// call it; the compare-and-set update makes that harmless.
+func (s *Service) NodeDown(node string) {
+	s.dropRemotes(node)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ms, err := s.store.List(ctx, func(m *Milestone) bool { return m.Status == StatusRunning && m.Node == node })
+	if err != nil {
+		s.log.Warn("milestones of a dead node", "node", node, "err", err)
+		return
+	}
+	for _, m := range ms {
+		if _, err := s.store.Update(ctx, m.ID, func(m *Milestone) bool {
+			if m.Status != StatusRunning || m.Node != node {
+				return false
+			}
+			finish(m, ReasonInterrupted)
+			return true
+		}); err != nil {
+			s.log.Warn("finish milestone of a dead node", "milestone", m.ID, "err", err)
+			continue
+		}
+		s.log.Info("milestone interrupted: its node is down", "milestone", m.ID, "node", node)
+	}
 }
 
 // Store returns the record store.
@@ -172,7 +216,7 @@ func (s *Service) Start(ctx context.Context, id string) (*live, *Milestone, erro
 		_ = sess.Terminate(s.cfg.KillGrace)
 		return nil, nil, err
 	}
-	l := &live{id: id, sess: sess, clients: map[*conn.Conn]struct{}{}, ended: make(chan struct{})}
+	l := &live{id: id, svc: s, sess: sess, clients: map[peer]struct{}{}, ended: make(chan struct{})}
 	s.live[id] = l
 	s.wg.Add(1)
 	go s.watch(l)
@@ -256,6 +300,18 @@ func (s *Service) End(ctx context.Context, id, reason string) (*Milestone, error
 		m, _, err := s.store.Get(ctx, id)
 		return m, err
 	}
+	m, _, err := s.store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if m.Status == StatusRunning && m.Node != s.cfg.Node && s.nc != nil {
+		ms, err := s.endRemote(ctx, m.Node, id, reason)
+		if err == nil {
+			return ms, nil
+		}
+		// Its node is unreachable: the process died with it.
+		s.log.Warn("ending a milestone of an unreachable node", "milestone", id, "node", m.Node, "err", err)
+	}
 	return s.store.Update(ctx, id, func(m *Milestone) bool {
 		if m.Status == StatusFinished {
 			return false
@@ -290,24 +346,33 @@ func (s *Service) Close() {
 	}
 	wg.Wait()
 	s.wg.Wait()
+	for _, sub := range s.subs {
+		_ = sub.Unsubscribe()
+	}
 }
 
-// attach registers c with the session and stops any detach timer.
-func (l *live) attach(c *conn.Conn) int {
+// attach registers p with the session and stops any detach timer.
+func (l *live) attach(p peer) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.clients[c] = struct{}{}
+	l.clients[p] = struct{}{}
 	if l.detach != nil {
 		l.detach.Stop()
 		l.detach = nil
 	}
+}
+
+// count returns the number of attached clients, relayed ones included.
+func (l *live) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	return len(l.clients)
 }
 
-// leave unregisters c and arms the detach timer when none are left.
-func (l *live) leave(s *Service, c *conn.Conn) {
+// leave unregisters p and arms the detach timer when none are left.
+func (l *live) leave(s *Service, p peer) {
 	l.mu.Lock()
-	delete(l.clients, c)
+	delete(l.clients, p)
 	l.mu.Unlock()
 	l.armDetach(s)
 }
@@ -338,13 +403,13 @@ func (l *live) armDetach(s *Service) {
 // broadcast sends a message to every client attached to the session.
 func (l *live) broadcast(typ string, v any) {
 	l.mu.Lock()
-	cs := make([]*conn.Conn, 0, len(l.clients))
-	for c := range l.clients {
-		cs = append(cs, c)
+	ps := make([]peer, 0, len(l.clients))
+	for p := range l.clients {
+		ps = append(ps, p)
 	}
 	l.mu.Unlock()
-	for _, c := range cs {
-		c.Send(typ, v)
+	for _, p := range ps {
+		p.Send(typ, v)
 	}
 }
 

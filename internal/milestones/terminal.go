@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"syscall"
@@ -57,8 +56,7 @@ func (s *Service) Endpoint() *conn.Endpoint {
 type termSession struct {
 	svc    *Service
 	c      *conn.Conn
-	l      *live
-	client *terminal.Client
+	src    source
 	view   bool
 	binary bool
 	ctx    context.Context
@@ -107,82 +105,74 @@ func (s *Service) open(c *conn.Conn) conn.Session {
 		c.Fail(protocol.CodeMilestoneFinished, protocol.CloseNotFound, "the milestone has finished")
 		return nil
 	}
-	l, _, err := s.Start(ctx, p.id)
+	t := &termSession{
+		svc: s, c: c, view: p.mode == ModeView,
+		binary: c.Subprotocol == protocol.SubprotocolTerminalBinary, done: make(chan struct{}),
+	}
+	var st protocol.TerminalStatus
+	l, m, err := s.Start(ctx, p.id)
 	switch {
 	case errors.Is(err, errElsewhere):
-		c.Fail(protocol.CodeNotFound, protocol.CloseNotFound, "the milestone runs on another node")
-		return nil
+		// The PTY lives on another node: relay to it over NATS.
+		rs, status, code, err := s.relayTo(ctx, m.Node, p.id, since)
+		if err != nil {
+			closeCode := protocol.CloseNotFound
+			if code == protocol.CodeInvalidOffset {
+				closeCode = protocol.CloseBadRequest
+			}
+			c.Fail(code, closeCode, err.Error())
+			return nil
+		}
+		t.src, st = rs, status
 	case err != nil:
 		c.Fail(protocol.CodeMilestoneFinished, protocol.CloseNotFound, "the milestone could not run: "+err.Error())
 		return nil
-	}
-	client, err := l.sess.Attach(since)
-	if err != nil {
-		c.Fail(protocol.CodeInvalidOffset, protocol.CloseBadRequest, "since is beyond the end of the output")
-		return nil
-	}
-	t := &termSession{
-		svc: s, c: c, l: l, client: client, view: p.mode == ModeView,
-		binary: c.Subprotocol == protocol.SubprotocolTerminalBinary, done: make(chan struct{}),
+	default:
+		ls, err := l.attachLocal(c, since)
+		if err != nil {
+			c.Fail(protocol.CodeInvalidOffset, protocol.CloseBadRequest, "since is beyond the end of the output")
+			return nil
+		}
+		t.src, st = ls, ls.status()
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
-	clients := l.attach(c)
-	cols, rows := l.sess.Size()
-	mode := ModeInteractive
+	st.Type, st.State, st.Mode = protocol.TypeStatus, StatusRunning, ModeInteractive
 	if t.view {
-		mode = ModeView
+		st.Mode = ModeView
 	}
-	// Everything at or before this offset that the client gets, it gets as
-	// catch-up; a replay is marked as such up to here.
-	at := l.sess.Offset()
-	c.Send(protocol.TypeStatus, protocol.TerminalStatus{
-		Type: protocol.TypeStatus, State: StatusRunning, PID: l.sess.PID(), Cols: cols, Rows: rows,
-		Clients: clients, Offset: at, Mode: mode,
-	})
-	go t.pump(c, at)
+	c.Send(protocol.TypeStatus, st)
+	go t.pump(c)
 	return t
 }
 
-// pump moves output from the session's ring to the client at the pace the
-// client reads: it waits while the client's queue is full, so a slow client
-// only falls behind in the ring (and then skips to a replay), never holding
-// up the PTY reader or other clients.
-func (t *termSession) pump(c *conn.Conn, attachedAt int64) {
+// pump moves frames from the source to the client at the pace the client
+// reads: it waits while the client's queue is full, so a slow client only
+// falls behind in the ring (and then skips to a replay), never holding up
+// the PTY reader or other clients.
+func (t *termSession) pump(c *conn.Conn) {
 	defer close(t.done)
-	replaying := false // inside a replay that began at attach or after a skip
-	replayEnd := int64(-1)
 	for {
 		if err := c.WaitQueueBelow(t.ctx, t.svc.cfg.ClientQueue); err != nil {
 			return
 		}
-		// Chunks never end inside a UTF-8 character while more output can
-		// follow, so each one is valid text on its own when the output is.
-		ch, err := t.client.Next(t.ctx)
-		if errors.Is(err, io.EOF) {
-			st, _ := t.l.sess.ExitStatus()
-			c.Send(protocol.TypeExit, protocol.TerminalExit{Type: protocol.TypeExit, Code: st.Code, Signal: st.Signal, Offset: t.client.Offset()})
+		f, err := t.src.next(t.ctx)
+		switch {
+		case errors.Is(err, errNodeDown):
+			c.Fail(protocol.CodeNodeDown, protocol.CloseNotFound, "the node running this terminal stopped; the milestone is interrupted")
+			return
+		case err != nil:
+			return
+		}
+		switch f.typ {
+		case protocol.TypeExit:
+			c.Send(protocol.TypeExit, protocol.TerminalExit{Type: protocol.TypeExit, Code: f.code, Signal: f.signal, Offset: f.end})
 			c.Close(protocol.CloseNormal, "exited")
 			return
-		}
-		if err != nil {
-			return
-		}
-		typ, data := protocol.TypeOutput, ch.Data
-		var start *int64
-		switch {
-		case ch.Replay:
-			replaying = true
-			replayEnd = max(attachedAt, t.l.sess.Offset())
-			typ = protocol.TypeReplay
-			off := ch.Offset
-			start = &off
-			data = append(append([]byte(nil), ch.Prefix...), ch.Data...)
-		case replaying && ch.Offset < replayEnd:
-			typ = protocol.TypeReplay
+		case protocol.TypeSize:
+			c.Send(protocol.TypeSize, protocol.TerminalSize{Type: protocol.TypeSize, Cols: f.cols, Rows: f.rows})
 		default:
-			replaying = false
+			t.send(c, f.typ, f.data, f.end, f.start)
 		}
-		t.send(c, typ, data, ch.End(), start)
 	}
 }
 
@@ -235,13 +225,10 @@ func (t *termSession) Handle(c *conn.Conn, env protocol.Envelope) {
 			t.fail(c, env, protocol.CodeInvalidSize, "cols must be 1-1000 and rows 1-500")
 			return
 		}
-		if err := t.l.sess.Resize(uint16(req.Cols), uint16(req.Rows)); err != nil {
-			t.fail(c, env, protocol.CodeSessionEnded, "the program has ended")
-			return
+		// The most recent resize wins; the session tells every client.
+		if code := t.src.resize(uint16(req.Cols), uint16(req.Rows)); code != "" {
+			t.fail(c, env, code, messages[code])
 		}
-		// The most recent resize wins; every client is told the size.
-		size := protocol.TerminalSize{Type: protocol.TypeSize, Cols: uint16(req.Cols), Rows: uint16(req.Rows)}
-		t.l.broadcast(protocol.TypeSize, size)
 	case protocol.TypeSignal:
 		if t.view {
 			t.fail(c, env, protocol.CodeReadOnly, "this client attached with mode=view")
@@ -252,13 +239,12 @@ func (t *termSession) Handle(c *conn.Conn, env protocol.Envelope) {
 			t.reqError(c, env, err)
 			return
 		}
-		sig, ok := signals[req.Signal]
-		if !ok {
-			t.fail(c, env, protocol.CodeInvalidSignal, "signal must be one of SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGKILL, SIGTSTP, SIGCONT, SIGUSR1, SIGUSR2")
+		if _, ok := signals[req.Signal]; !ok {
+			t.fail(c, env, protocol.CodeInvalidSignal, messages[protocol.CodeInvalidSignal])
 			return
 		}
-		if err := t.l.sess.Signal(sig); err != nil {
-			t.fail(c, env, protocol.CodeSessionEnded, "the program has ended")
+		if code := t.src.signal(req.Signal); code != "" {
+			t.fail(c, env, code, messages[code])
 		}
 	default:
 		t.fail(c, env, protocol.CodeBadRequest, "unknown message type "+strconv.Quote(env.Type))
@@ -276,12 +262,17 @@ func (t *termSession) input(c *conn.Conn, id []byte, data []byte) {
 		t.fail(c, env, protocol.CodeInputTooLarge, "input is limited to 64 KiB per message; nothing was written")
 		return
 	}
-	switch err := t.l.sess.Write(data); {
-	case errors.Is(err, terminal.ErrInputBusy), errors.Is(err, terminal.ErrInputTooLarge):
-		t.fail(c, env, protocol.CodeInputBusy, "the program is not reading its input; nothing was written, retry")
-	case err != nil:
-		t.fail(c, env, protocol.CodeSessionEnded, "the program has ended")
+	if code := t.src.input(data); code != "" {
+		t.fail(c, env, code, messages[code])
 	}
+}
+
+// messages explains the error codes a source returns.
+var messages = map[string]string{
+	protocol.CodeInputBusy:     "the program is not reading its input; nothing was written, retry",
+	protocol.CodeSessionEnded:  "the program has ended",
+	protocol.CodeInvalidSignal: "signal must be one of SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGKILL, SIGTSTP, SIGCONT, SIGUSR1, SIGUSR2",
+	protocol.CodeNodeDown:      "the node running this terminal is unreachable",
 }
 
 func (t *termSession) reqError(c *conn.Conn, env protocol.Envelope, err error) {
@@ -299,7 +290,6 @@ func (t *termSession) fail(c *conn.Conn, env protocol.Envelope, code, msg string
 
 func (t *termSession) Closed() {
 	t.cancel()
-	_ = t.client.Close()
+	t.src.close()
 	<-t.done
-	t.l.leave(t.svc, t.c)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/tether-dev/tether/internal/auth"
 	"github.com/tether-dev/tether/internal/backbone"
 	"github.com/tether-dev/tether/internal/channels"
+	"github.com/tether-dev/tether/internal/cluster"
 	"github.com/tether-dev/tether/internal/config"
 	"github.com/tether-dev/tether/internal/conn"
 	"github.com/tether-dev/tether/internal/httpapi"
@@ -44,6 +45,8 @@ type Node struct {
 	Conns    *conn.Server
 	// Milestones owns the milestones and the terminals running on this node.
 	Milestones *milestones.Service
+	// Cluster knows the other nodes on the same NATS.
+	Cluster *cluster.Registry
 	// Secret is the HMAC secret tokens are signed with, when one is
 	// configured or generated (nil with public keys).
 	Secret []byte
@@ -106,12 +109,27 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (n *Node, er
 	if n.Milestones, err = milestones.NewService(ctx, mstore, milestones.Config{
 		Node: cfg.NodeName, DataDir: cfg.DataDir, DefaultCommand: cfg.TerminalCommand,
 		RingSize: int(cfg.TerminalRingSize), RecordingMaxBytes: cfg.TerminalRecordingMaxBytes,
-		DetachTimeout: cfg.TerminalDetachTimeout, Logger: log.With("component", "milestones"),
+		DetachTimeout: cfg.TerminalDetachTimeout, NC: n.Backbone.NC, Logger: log.With("component", "milestones"),
 	}); err != nil {
 		return nil, err
 	}
+	if n.Cluster, err = cluster.Join(ctx, n.Backbone, cluster.Node{Name: cfg.NodeName, Addr: cfg.Addr}, cfg.ClusterHeartbeat, log.With("component", "cluster")); err != nil {
+		return nil, err
+	}
+	n.Cluster.OnDown(n.Milestones.NodeDown)
+	// One node counts its own connections; nodes sharing an external NATS
+	// count them together so that the per-user limit holds cluster-wide.
+	var counter conn.UserCounter
+	if cfg.NATSURL != "" && cfg.MaxConnsPerUser > 0 {
+		uc, err := cluster.NewUserCounter(ctx, n.Backbone, cfg.NodeName, log.With("component", "cluster"))
+		if err != nil {
+			return nil, err
+		}
+		n.Cluster.OnDown(uc.Forget)
+		counter = uc
+	}
 	n.Conns = conn.NewServer(n.Verifier, conn.Options{
-		AllowedOrigins: cfg.AllowedOrigins, AuthTimeout: cfg.AuthTimeout, PingInterval: cfg.PingInterval,
+		Counter: counter, AllowedOrigins: cfg.AllowedOrigins, AuthTimeout: cfg.AuthTimeout, PingInterval: cfg.PingInterval,
 		IdleTimeout: cfg.IdleTimeout, WriteTimeout: cfg.WriteTimeout, MaxMessageSize: int(cfg.MaxMessageSize),
 		SendQueue: cfg.SendQueue, MaxConnsPerUser: cfg.MaxConnsPerUser, RateLimit: cfg.RateLimit,
 		RateBurst: cfg.RateBurst, Logger: log.With("component", "conn"), Metrics: n.Metrics, Leeway: cfg.JWTLeeway,
@@ -130,6 +148,11 @@ func (n *Node) routes() {
 	n.mux.HandleFunc("POST /api/publish", httpapi.PublishHandler(authn, n.Hub, 5*time.Second))
 	n.mux.Handle("GET /api/milestones/{id}/terminal", n.Conns.Handler(n.Milestones.Endpoint()))
 	n.Milestones.Routes(n.mux, authn)
+	n.mux.HandleFunc("GET /api/cluster/nodes", func(w http.ResponseWriter, r *http.Request) {
+		if authn.Admin(w, r) != nil {
+			httpapi.WriteJSON(w, http.StatusOK, map[string]any{"self": cfg.NodeName, "nodes": n.Cluster.Nodes()})
+		}
+	})
 	n.mux.HandleFunc("GET /healthz", httpapi.Health)
 	n.mux.HandleFunc("GET /readyz", httpapi.ReadyHandler(cfg.NodeName, n.Backbone.Ready))
 	n.mux.Handle("GET /metrics", n.Metrics.Handler())
@@ -200,6 +223,9 @@ func (n *Node) close() {
 	// stops, so that their milestones are recorded as interrupted.
 	if n.Milestones != nil {
 		n.Milestones.Close()
+	}
+	if n.Cluster != nil {
+		n.Cluster.Leave()
 	}
 	if n.Hub != nil {
 		n.Hub.Close()

@@ -28,6 +28,7 @@ const (
 	CodeInvalidSize       = "invalid_size"
 	CodeInvalidSignal     = "invalid_signal"
 	CodeSessionEnded      = "session_ended"
+	CodeNodeDown          = "node_down"
 )
 
 // MaxInputBytes is the largest input message a terminal accepts.

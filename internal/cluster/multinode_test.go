@@ -1,0 +1,432 @@
+package cluster_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tether-dev/tether/internal/testkit"
+)
+
+// These tests run real `tether serve` processes against a real three-node
+// NATS cluster with JetStream, started in this process.
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func tetherBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the tether binary and runs a NATS cluster")
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "tether-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "tether")
+		cmd := exec.Command("go", "build", "-o", binPath, "../../cmd/tether")
+		cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func freePort(t *testing.T, ip string) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// NATSCluster is a three-node NATS cluster with JetStream.
+type NATSCluster struct {
+	URL     string
+	servers []*server.Server
+}
+
+func startNATSCluster(t *testing.T) *NATSCluster {
+	t.Helper()
+	const size = 3
+	client, route := make([]int, size), make([]int, size)
+	var routes []string
+	for i := range size {
+		client[i], route[i] = freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", route[i]))
+	}
+	nc := &NATSCluster{}
+	var urls []string
+	for i := range size {
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("nats-%d", i), Host: "127.0.0.1", Port: client[i],
+			JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
+			Cluster: server.ClusterOpts{Name: "tether-test", Host: "127.0.0.1", Port: route[i]},
+			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
+		}
+		srv, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go srv.Start()
+		if !srv.ReadyForConnections(10 * time.Second) {
+			t.Fatalf("nats %d not ready", i)
+		}
+		nc.servers = append(nc.servers, srv)
+		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", client[i]))
+	}
+	nc.URL = strings.Join(urls, ",")
+	t.Cleanup(func() {
+		for _, s := range nc.servers {
+			s.Shutdown()
+			s.WaitForShutdown()
+		}
+	})
+	// JetStream is usable once the cluster elected a meta leader and can
+	// place a replicated stream.
+	conn, err := nats.Connect(nc.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	js, _ := jetstream.New(conn)
+	testkit.Eventually(t, "a JetStream cluster", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "PROBE", Subjects: []string{"probe"}, Replicas: 3, Storage: jetstream.MemoryStorage})
+		return err == nil
+	})
+	return nc
+}
+
+// Proc is a running `tether serve` process.
+type Proc struct {
+	Name, HTTP, WS string
+	cmd            *exec.Cmd
+	log            *syncBuffer
+	exited         chan struct{}
+}
+
+func startTether(t *testing.T, nc *NATSCluster, name, ip string, extra ...string) *Proc {
+	t.Helper()
+	bin := tetherBinary(t)
+	port := freePort(t, ip)
+	addr := fmt.Sprintf("%s:%d", ip, port)
+	args := append([]string{"serve", "--addr", addr, "--node-name", name, "--nats-url", nc.URL,
+		"--jwt-secret", testkit.Secret, "--data-dir", t.TempDir(), "--replicas", "3",
+		"--cluster-heartbeat", "200ms", "--shutdown-timeout", "5s"}, extra...)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	p := &Proc{Name: name, HTTP: "http://" + addr, WS: "ws://" + addr, cmd: cmd, log: &syncBuffer{}, exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		p.Stop(t, syscall.SIGTERM)
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, p.log.String())
+		}
+	})
+	testkit.Eventually(t, name+" ready", func() bool {
+		select {
+		case <-p.exited:
+			t.Fatalf("%s exited:\n%s", name, p.log.String())
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.HTTP+"/readyz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return p
+}
+
+// Stop signals the process and waits for it (SIGKILL after 10 s).
+func (p *Proc) Stop(t *testing.T, sig syscall.Signal) {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A publish on any node reaches subscribers on every node, through the
+// WebSocket and through the publish API.
+func TestCrossNodePublish(t *testing.T) {
+	nc := startNATSCluster(t)
+	a := startTether(t, nc, "a", "127.0.0.2")
+	b := startTether(t, nc, "b", "127.0.0.3")
+	alice := testkit.Token(t, "alice", "admin")
+	sub := testkit.Dial(t, a.WS+"/ws/agent", testkit.Bearer(alice))
+	sub.Send(map[string]any{"type": "subscribe", "channel": "room:1"})
+	sub.Expect("subscribed")
+	sub.Send(map[string]any{"type": "subscribe", "channel": "user:bob"})
+	sub.Expect("subscribed")
+
+	pub := testkit.Dial(t, b.WS+"/ws/agent", testkit.Bearer(alice))
+	pub.Send(map[string]any{"type": "publish", "channel": "room:1", "data": "from b", "id": 1})
+	pub.Expect("published")
+	if m := sub.Expect("message"); m["data"] != "from b" || m["from"] != "alice" {
+		t.Fatalf("message = %v", m)
+	}
+	status, body := testkit.PostJSON(t, b.HTTP+"/api/publish", alice, map[string]any{"user": "bob", "data": "api on b"})
+	if status != 200 {
+		t.Fatalf("publish API: %d %v", status, body)
+	}
+	if m := sub.Expect("message"); m["data"] != "api on b" || m["channel"] != "user:bob" {
+		t.Fatalf("message = %v", m)
+	}
+}
+
+// Each node lists the others; a node killed with SIGKILL is seen down, and
+// the milestones it was running become finished (interrupted).
+func TestNodeDownIsNoticed(t *testing.T) {
+	nc := startNATSCluster(t)
+	a := startTether(t, nc, "a", "127.0.0.2")
+	b := startTether(t, nc, "b", "127.0.0.3")
+	admin := testkit.Token(t, "ops", "admin")
+	nodes := func() map[string]bool {
+		_, body := testkit.Do(t, http.MethodGet, a.HTTP+"/api/cluster/nodes", admin, nil)
+		up := map[string]bool{}
+		list, _ := body["nodes"].([]any)
+		for _, n := range list {
+			m := n.(map[string]any)
+			up[m["name"].(string)] = m["up"].(bool)
+		}
+		return up
+	}
+	testkit.Eventually(t, "a to see both nodes up", func() bool { n := nodes(); return n["a"] && n["b"] })
+	if status, _ := testkit.Do(t, http.MethodGet, a.HTTP+"/api/cluster/nodes", testkit.Token(t, "alice"), nil); status != 403 {
+		t.Fatalf("non-admin: %d", status)
+	}
+
+	// A terminal runs on b.
+	if status, body := testkit.PostJSON(t, b.HTTP+"/api/milestones", admin, map[string]any{"id": "on-b", "command": []string{"sleep", "100"}}); status != 201 {
+		t.Fatalf("create: %d %v", status, body)
+	}
+	if status, body := testkit.PostJSON(t, b.HTTP+"/api/milestones/on-b/start", admin, nil); status != 200 || body["node"] != "b" {
+		t.Fatalf("start: %d %v", status, body)
+	}
+
+	b.Stop(t, syscall.SIGKILL)
+	killed := time.Now()
+	testkit.Eventually(t, "b seen down", func() bool { return !nodes()["b"] })
+	t.Logf("b seen down %v after SIGKILL", time.Since(killed).Round(time.Millisecond))
+	testkit.Eventually(t, "on-b interrupted", func() bool {
+		_, m := testkit.Do(t, http.MethodGet, a.HTTP+"/api/milestones/on-b", admin, nil)
+		return m["status"] == "finished" && m["reason"] == "interrupted"
+	})
+}
+
+// The per-user connection limit counts connections on every node.
+func TestConnectionLimitAcrossNodes(t *testing.T) {
+	nc := startNATSCluster(t)
+	a := startTether(t, nc, "a", "127.0.0.2", "--max-connections-per-user", "2")
+	b := startTether(t, nc, "b", "127.0.0.3", "--max-connections-per-user", "2")
+	tok := testkit.Token(t, "alice")
+	first := testkit.Dial(t, a.WS+"/ws/agent", testkit.Bearer(tok))
+	testkit.Dial(t, b.WS+"/ws/agent", testkit.Bearer(tok))
+	for _, p := range []*Proc{a, b} {
+		if status, body := testkit.DialBody(t, p.WS+"/ws/agent", testkit.Bearer(tok)); status != 429 || body["error"] != "too_many_connections" {
+			t.Fatalf("third connection on %s: %d %v", p.Name, status, body)
+		}
+	}
+	first.C.CloseNow()
+	testkit.Eventually(t, "a slot freed on the other node", func() bool {
+		c, _, err := testkit.TryDial(t, b.WS+"/ws/agent", testkit.Bearer(tok))
+		if err == nil {
+			c.C.CloseNow()
+		}
+		return err == nil
+	})
+}
+
+// A terminal whose PTY runs on a typed into and read from another node,
+// with the same replay, since and exit semantics, including a 1 MiB burst
+// received complete.
+func TestTerminalAcrossNodes(t *testing.T) {
+	nc := startNATSCluster(t)
+	a := startTether(t, nc, "a", "127.0.0.2")
+	b := startTether(t, nc, "b", "127.0.0.3")
+	admin := testkit.Token(t, "ops", "admin")
+	mk := func(id string, cmd ...string) {
+		t.Helper()
+		if status, body := testkit.PostJSON(t, a.HTTP+"/api/milestones", admin, map[string]any{"id": id, "command": cmd}); status != 201 {
+			t.Fatalf("create: %d %v", status, body)
+		}
+		if status, body := testkit.PostJSON(t, a.HTTP+"/api/milestones/"+id+"/start", admin, nil); status != 200 || body["node"] != "a" {
+			t.Fatalf("start: %d %v", status, body)
+		}
+	}
+	mk("cat", "sh", "-c", "stty -echo; echo ready; exec cat")
+	local := testkit.Dial(t, a.WS+"/api/milestones/cat/terminal", testkit.Bearer(admin))
+	local.Expect("status")
+	remote := testkit.Dial(t, b.WS+"/api/milestones/cat/terminal", testkit.Bearer(admin))
+	st := remote.Expect("status")
+	if st["pid"].(float64) <= 0 || st["clients"] != float64(2) {
+		t.Fatalf("status via b = %v", st)
+	}
+	var seen string
+	readUntil := func(c *testkit.Client, want string) {
+		t.Helper()
+		got := ""
+		for !strings.Contains(got, want) {
+			m := c.Read()
+			if m["type"] == "output" || m["type"] == "replay" {
+				got += m["data"].(string)
+				if c == remote {
+					seen = fmt.Sprint(m["offset"])
+				}
+			}
+		}
+	}
+	readUntil(remote, "ready\r\n")
+	remote.Send(map[string]any{"type": "input", "data": "typed on b\n"})
+	readUntil(remote, "typed on b\r\n")
+	readUntil(local, "typed on b\r\n")
+	remote.Send(map[string]any{"type": "resize", "cols": 100, "rows": 33})
+	for _, c := range []*testkit.Client{remote, local} {
+		for {
+			m := c.Read()
+			if m["type"] == "size" {
+				if m["cols"] != float64(100) || m["rows"] != float64(33) {
+					t.Fatalf("size = %v", m)
+				}
+				break
+			}
+		}
+	}
+	remote.Send(map[string]any{"type": "signal", "signal": "SIGBOGUS", "id": 9})
+	if m := remote.Expect("error"); m["code"] != "invalid_signal" {
+		t.Fatalf("error = %v", m)
+	}
+	// Reconnect through b with since: exactly what was missed.
+	remote.C.CloseNow()
+	local.Send(map[string]any{"type": "input", "data": "while away\n"})
+	readUntil(local, "while away\r\n")
+	back := testkit.Dial(t, b.WS+"/api/milestones/cat/terminal?since="+seen, testkit.Bearer(admin))
+	back.Expect("status")
+	if m := back.Expect("output"); m["data"] != "while away\r\n" {
+		t.Fatalf("since via b: %v", m)
+	}
+
+	// 1 MiB through the relay, complete to the last byte, then exit.
+	raw := make([]byte, 3<<18)
+	for i := range raw {
+		raw[i] = byte(i * 7)
+	}
+	want := base64.StdEncoding.EncodeToString(raw)
+	file := filepath.Join(t.TempDir(), "big")
+	if err := os.WriteFile(file, []byte(want), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mk("big", "sh", "-c", "stty raw -echo; sleep 0.2; cat "+file)
+	c := testkit.Dial(t, b.WS+"/api/milestones/big/terminal?since=0", testkit.Bearer(admin))
+	c.Expect("status")
+	var got strings.Builder
+	for {
+		m := c.Read()
+		if m["type"] == "exit" {
+			if m["code"] != float64(0) || m["offset"] != float64(len(want)) {
+				t.Fatalf("exit = %v", m)
+			}
+			break
+		}
+		if m["type"] == "output" {
+			got.WriteString(m["data"].(string))
+		}
+	}
+	if got.String() != want {
+		t.Fatalf("got %d bytes through the relay, want %d", got.Len(), len(want))
+	}
+	c.ExpectClose(1000)
+}
+
+// When the node running a PTY is killed, clients attached through other
+// nodes get a clear close and the milestone is finished (interrupted).
+func TestTerminalHostKilled(t *testing.T) {
+	nc := startNATSCluster(t)
+	a := startTether(t, nc, "a", "127.0.0.2")
+	b := startTether(t, nc, "b", "127.0.0.3")
+	admin := testkit.Token(t, "ops", "admin")
+	if status, body := testkit.PostJSON(t, a.HTTP+"/api/milestones", admin, map[string]any{"id": "s", "command": []string{"sleep", "100"}}); status != 201 {
+		t.Fatalf("create: %d %v", status, body)
+	}
+	testkit.PostJSON(t, a.HTTP+"/api/milestones/s/start", admin, nil)
+	c := testkit.Dial(t, b.WS+"/api/milestones/s/terminal", testkit.Bearer(admin))
+	c.Expect("status")
+	a.Stop(t, syscall.SIGKILL)
+	for {
+		m := c.Read()
+		if m["type"] == "error" {
+			if m["code"] != "node_down" {
+				t.Fatalf("error = %v", m)
+			}
+			break
+		}
+	}
+	if reason := c.ExpectClose(4004); reason != "node_down" {
+		t.Fatalf("reason %q", reason)
+	}
+	testkit.Eventually(t, "the milestone interrupted", func() bool {
+		_, m := testkit.Do(t, http.MethodGet, b.HTTP+"/api/milestones/s", admin, nil)
+		return m["status"] == "finished" && m["reason"] == "interrupted"
+	})
+}
