@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/internal/auth"
+	"github.com/tether-dev/tether/internal/bench"
 	"github.com/tether-dev/tether/internal/config"
 	"github.com/tether-dev/tether/internal/node"
 )
@@ -29,6 +30,7 @@ Usage:
   tether token --sub ID      mint an HS256 token with the configured secret
   tether connect URL         a line-oriented WebSocket client: stdin lines out, frames in
   tether attach MILESTONE    attach this terminal to a milestone's terminal (detach: Ctrl-])
+  tether bench SCENARIO      load and speed figures against a baseline (see docs/benchmarks.md)
   tether help [command]      show help
 
 Run 'tether <command> -h' for a command's flags. Every serve flag can also be
@@ -52,6 +54,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = Connect(args[1:], stdin, stdout, stderr)
 	case "attach":
 		err = Attach(args[1:], stdin, stdout, stderr)
+	case "bench":
+		err = bench.Main(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		if len(args) > 1 {
 			return Main([]string{args[1], "-h"}, stdin, stdout, stderr)

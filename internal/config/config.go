@@ -63,6 +63,15 @@ type Config struct {
 	HistoryMaxAge   time.Duration
 	HistoryMaxBytes int64
 
+	OperationHistoryMaxAge   time.Duration
+	OperationHistoryMaxBytes int64
+	MaxOperationsPerUser     int
+	MaxOperations            int
+	OperationEventRate       float64
+	MaxOperationInput        int64
+	MaxOperationEvent        int64
+	OperationKillGrace       time.Duration
+
 	TerminalCommand           []string
 	TerminalRingSize          int64
 	TerminalRecordingMaxBytes int64
@@ -117,6 +126,14 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "burst allowed above the rate limit")
 	fs.DurationVar(&c.HistoryMaxAge, "history-max-age", c.HistoryMaxAge, "how long channel messages are kept in the history stream")
 	fs.Var((*sizeValue)(&c.HistoryMaxBytes), "history-max-bytes", "size cap of the channel message history stream")
+	fs.DurationVar(&c.OperationHistoryMaxAge, "operation-history-max-age", c.OperationHistoryMaxAge, "how long agent operation events and records are kept")
+	fs.Var((*sizeValue)(&c.OperationHistoryMaxBytes), "operation-history-max-bytes", "size cap of the agent operation event stream")
+	fs.IntVar(&c.MaxOperationsPerUser, "max-operations-per-user", c.MaxOperationsPerUser, "running agent operations per user on one node (0: unlimited)")
+	fs.IntVar(&c.MaxOperations, "max-operations", c.MaxOperations, "running agent operations on one node (0: unlimited)")
+	fs.Float64Var(&c.OperationEventRate, "operation-event-rate", c.OperationEventRate, "events per second one operation may produce: progress beyond it is coalesced, logs beyond it fail the operation (0: unlimited)")
+	fs.Var((*sizeValue)(&c.MaxOperationInput), "max-operation-input", "largest operation input")
+	fs.Var((*sizeValue)(&c.MaxOperationEvent), "max-operation-event", "largest single event (stdout line or worker message) from an agent")
+	fs.DurationVar(&c.OperationKillGrace, "operation-kill-grace", c.OperationKillGrace, "time a cancelled agent has to stop before SIGKILL (workers: before the operation is cancelled without them)")
 	fs.Var((*listValue)(&c.TerminalCommand), "terminal-command", "comma-separated argv of a milestone created without a command")
 	fs.Var((*sizeValue)(&c.TerminalRingSize), "terminal-ring-size", "recent output each terminal keeps for reconnecting clients")
 	fs.Var((*sizeValue)(&c.TerminalRecordingMaxBytes), "terminal-recording-max-bytes", "size cap of each terminal recording (asciicast)")
@@ -151,6 +168,15 @@ func Defaults() *Config {
 		RateBurst:        200,
 		HistoryMaxAge:    time.Hour,
 		HistoryMaxBytes:  256 << 20,
+
+		OperationHistoryMaxAge:   24 * time.Hour,
+		OperationHistoryMaxBytes: 1 << 30,
+		MaxOperationsPerUser:     16,
+		MaxOperations:            256,
+		OperationEventRate:       100,
+		MaxOperationInput:        64 << 10,
+		MaxOperationEvent:        64 << 10,
+		OperationKillGrace:       5 * time.Second,
 
 		TerminalCommand:           []string{"/bin/sh"},
 		TerminalRingSize:          1 << 20,
@@ -296,7 +322,8 @@ func (c *Config) Validate() error {
 	positive := map[string]time.Duration{
 		"auth-timeout": c.AuthTimeout, "ping-interval": c.PingInterval, "idle-timeout": c.IdleTimeout,
 		"write-timeout": c.WriteTimeout, "shutdown-timeout": c.ShutdownTimeout, "history-max-age": c.HistoryMaxAge,
-		"cluster-heartbeat": c.ClusterHeartbeat,
+		"cluster-heartbeat":         c.ClusterHeartbeat,
+		"operation-history-max-age": c.OperationHistoryMaxAge, "operation-kill-grace": c.OperationKillGrace,
 	}
 	for name, d := range positive {
 		if d <= 0 {
@@ -320,6 +347,12 @@ func (c *Config) Validate() error {
 	}
 	if c.TerminalRingSize < 4<<10 || c.TerminalRingSize > 1<<30 {
 		errs = append(errs, errors.New("terminal-ring-size must be between 4KiB and 1GiB"))
+	}
+	if c.MaxOperationsPerUser < 0 || c.MaxOperations < 0 || c.OperationEventRate < 0 {
+		errs = append(errs, errors.New("max-operations-per-user, max-operations and operation-event-rate must not be negative"))
+	}
+	if c.MaxOperationEvent < 1024 {
+		errs = append(errs, errors.New("max-operation-event must be at least 1KiB"))
 	}
 	if c.Replicas < 1 || c.Replicas > 5 {
 		errs = append(errs, errors.New("replicas must be between 1 and 5"))

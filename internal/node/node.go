@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tether-dev/tether/internal/agents"
 	"github.com/tether-dev/tether/internal/auth"
 	"github.com/tether-dev/tether/internal/backbone"
 	"github.com/tether-dev/tether/internal/channels"
@@ -28,6 +29,7 @@ import (
 	"github.com/tether-dev/tether/internal/messaging"
 	"github.com/tether-dev/tether/internal/metrics"
 	"github.com/tether-dev/tether/internal/milestones"
+	"github.com/tether-dev/tether/internal/operations"
 )
 
 // DevSecretFile is the file under the data directory where --dev keeps the
@@ -47,6 +49,9 @@ type Node struct {
 	Milestones *milestones.Service
 	// Cluster knows the other nodes on the same NATS.
 	Cluster *cluster.Registry
+	// Ops runs agent operations and serves /ws/agent-guidance,
+	// /ws/agent-worker and /api/operations.
+	Ops *operations.Service
 	// Secret is the HMAC secret tokens are signed with, when one is
 	// configured or generated (nil with public keys).
 	Secret []byte
@@ -113,10 +118,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (n *Node, er
 	}); err != nil {
 		return nil, err
 	}
+	if n.Ops, err = newOperations(ctx, cfg, n.Backbone, log); err != nil {
+		return nil, err
+	}
 	if n.Cluster, err = cluster.Join(ctx, n.Backbone, cluster.Node{Name: cfg.NodeName, Addr: cfg.Addr}, cfg.ClusterHeartbeat, log.With("component", "cluster")); err != nil {
 		return nil, err
 	}
 	n.Cluster.OnDown(n.Milestones.NodeDown)
+	n.Cluster.OnDown(n.Ops.NodeDown)
 	// One node counts its own connections; nodes sharing an external NATS
 	// count them together so that the per-user limit holds cluster-wide.
 	var counter conn.UserCounter
@@ -145,6 +154,9 @@ func (n *Node) routes() {
 	}}
 	msg := &messaging.Service{Hub: n.Hub, NC: n.Backbone.NC, Node: cfg.NodeName, MaxChannels: cfg.MaxChannels, PublishTimeout: 5 * time.Second}
 	n.mux.Handle("GET /ws/agent", n.Conns.Handler(msg.Endpoint()))
+	n.mux.Handle("GET /ws/agent-guidance", n.Conns.Handler(n.Ops.GuidanceEndpoint()))
+	n.mux.Handle("GET /ws/agent-worker", n.Conns.Handler(n.Ops.WorkerEndpoint()))
+	n.Ops.Routes(n.mux, authn)
 	n.mux.HandleFunc("POST /api/publish", httpapi.PublishHandler(authn, n.Hub, 5*time.Second))
 	n.mux.Handle("GET /api/milestones/{id}/terminal", n.Conns.Handler(n.Milestones.Endpoint()))
 	n.Milestones.Routes(n.mux, authn)
@@ -224,6 +236,11 @@ func (n *Node) close() {
 	if n.Milestones != nil {
 		n.Milestones.Close()
 	}
+	if n.Ops != nil {
+		// Before the backbone: failing the running operations as
+		// interrupted writes to JetStream.
+		n.Ops.Close()
+	}
 	if n.Cluster != nil {
 		n.Cluster.Leave()
 	}
@@ -237,6 +254,29 @@ func (n *Node) close() {
 		n.Backbone.Close()
 	}
 	n.cancel()
+}
+
+// newOperations starts the operations service with the agents of the
+// config file, or the built-in demo agent in --dev mode when none are
+// declared.
+func newOperations(ctx context.Context, cfg *config.Config, bb *backbone.Backbone, log *slog.Logger) (*operations.Service, error) {
+	var list []agents.CommandAgent
+	if node, ok := cfg.Extra["agents"]; ok {
+		var err error
+		if list, err = agents.DecodeAgents(&node); err != nil {
+			return nil, fmt.Errorf("config %s: %w", cfg.ConfigFile, err)
+		}
+	}
+	if len(list) == 0 && cfg.Dev {
+		list = []agents.CommandAgent{operations.DemoAgent()}
+	}
+	return operations.New(ctx, bb, operations.Config{
+		Node: cfg.NodeName, Agents: list,
+		MaxAge: cfg.OperationHistoryMaxAge, MaxBytes: cfg.OperationHistoryMaxBytes,
+		MaxPerUser: cfg.MaxOperationsPerUser, MaxTotal: cfg.MaxOperations, EventRate: cfg.OperationEventRate,
+		MaxInputBytes: int(cfg.MaxOperationInput), MaxEventBytes: int(cfg.MaxOperationEvent),
+		KillGrace: cfg.OperationKillGrace, SendQueue: cfg.SendQueue, Logger: log.With("component", "operations"),
+	})
 }
 
 // DevSecret returns the development secret kept under dataDir, generating

@@ -1,0 +1,189 @@
+package operations
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tether-dev/tether/internal/auth"
+	"github.com/tether-dev/tether/internal/protocol"
+)
+
+// prefetchBytes is how much one watcher's consumer holds in memory ahead of
+// the connection (at least 8 events of the largest size); the rest of a
+// backlog stays in JetStream.
+const prefetchBytes = 1 << 20
+
+// plan is how to bring a watcher up to date and keep it there, decided from
+// the record and what the stream still holds.
+type plan struct {
+	rec       stored
+	status    string
+	lastSeq   uint64
+	recovered bool
+	// final, when set, is the only event to send: the operation had ended
+	// and the watcher asked for no position.
+	final *storedEvent
+	// follow says to read the stream from stream sequence from, skipping
+	// events with seq <= after, until the final event.
+	follow      bool
+	from, after uint64
+}
+
+// state returns the record to send when history cannot be replayed.
+func (p *plan) state() protocol.OperationRecord {
+	r := p.rec.OperationRecord
+	r.Status, r.LastSeq = p.status, p.lastSeq
+	return r
+}
+
+// planFollow decides how cl resumes operation id after seq after (nil: from
+// the start if it runs, only its final event if it ended).
+func (s *Service) planFollow(ctx context.Context, cl *auth.Claims, id string, after *uint64) (*plan, error) {
+	rec, err := s.authorize(ctx, cl, id)
+	if err != nil {
+		return nil, err
+	}
+	p := &plan{rec: *rec, status: rec.Status, lastSeq: rec.LastSeq}
+	last, err := s.store.lastEvent(ctx, id)
+	if err != nil && !errors.Is(err, errNotFound) {
+		return nil, err
+	}
+	if errors.Is(err, errNotFound) || last.StreamSeq < rec.StreamSeq {
+		// Retention dropped every event: only the record is left.
+		p.follow = rec.Status == protocol.StatusRunning
+		p.from, p.after = rec.StreamSeq, rec.LastSeq
+		return p, nil
+	}
+	p.lastSeq = last.Seq
+	ended := isFinal(last.Type)
+	if ended {
+		p.status = statusOf(last.Type)
+	} else {
+		p.status = protocol.StatusRunning
+	}
+	if ended && after == nil {
+		p.recovered, p.final = true, &last
+		return p, nil
+	}
+	a := uint64(0)
+	if after != nil {
+		a = *after
+	}
+	if a > last.Seq {
+		// The client cannot have seen events that do not exist yet; going
+		// live from there would silently skip the next ones.
+		return nil, refuse(protocol.CodeBadRequest, "after_seq %d is beyond the operation's last seq %d", a, last.Seq)
+	}
+	if a == last.Seq {
+		p.recovered = true
+		p.follow = !ended
+		p.from, p.after = last.StreamSeq+1, a
+		return p, nil
+	}
+	first, err := s.store.firstEvent(ctx, id, rec.StreamSeq)
+	if err != nil && !errors.Is(err, errNotFound) {
+		return nil, err
+	}
+	if errors.Is(err, errNotFound) || first.Seq > a+1 {
+		// A partial replay would look complete to the client: send the
+		// state and carry on from the newest event instead.
+		p.follow = !ended
+		p.from, p.after = last.StreamSeq+1, last.Seq
+		return p, nil
+	}
+	p.recovered, p.follow = true, true
+	p.from, p.after = first.StreamSeq, a
+	return p, nil
+}
+
+// delivery is one event handed to a watcher.
+type delivery struct {
+	Seq  uint64
+	Type string
+	Data []byte
+}
+
+// pumpOptions adapt pump to a transport.
+type pumpOptions struct {
+	// send delivers one event; an error stops the pump.
+	send func(delivery) error
+	// lagging, when set, reports that the watcher is behind; progress
+	// followed by more progress is then skipped.
+	lagging func() bool
+}
+
+// pump reads operation id's events from the stream as the plan says and
+// sends them until the final event, an error, or ctx ends. It reports
+// whether the final event was sent.
+func (s *Service) pump(ctx context.Context, id string, p *plan, opts pumpOptions) (bool, error) {
+	cons, err := s.store.js.OrderedConsumer(ctx, StreamName, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{eventSubject(id)},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    max(p.from, 1),
+	})
+	if err != nil {
+		return false, fmt.Errorf("follow %s: %w", id, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxBytes(max(prefetchBytes, 8*s.cfg.MaxEventBytes)))
+	if err != nil {
+		return false, fmt.Errorf("follow %s: %w", id, err)
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+
+	next := func() (delivery, uint64, error) {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return delivery{}, 0, ctx.Err()
+			}
+			return delivery{}, 0, fmt.Errorf("follow %s: %w", id, err)
+		}
+		seq, _ := strconv.ParseUint(m.Headers().Get(headerSeq), 10, 64)
+		var pending uint64
+		if meta, err := m.Metadata(); err == nil {
+			pending = meta.NumPending
+		}
+		return delivery{Seq: seq, Type: m.Headers().Get(headerType), Data: m.Data()}, pending, nil
+	}
+	var carry *delivery
+	var carryPending uint64
+	for {
+		var d delivery
+		var pending uint64
+		if carry != nil {
+			d, pending, carry = *carry, carryPending, nil
+		} else {
+			if d, pending, err = next(); err != nil {
+				return false, err
+			}
+		}
+		if d.Seq <= p.after {
+			continue
+		}
+		// Coalescing: a lagging watcher skips progress that newer progress
+		// already supersedes. Logs and the final event always go out.
+		for d.Type == protocol.TypeOperationProgress && pending > 0 && opts.lagging != nil && opts.lagging() {
+			n, np, err := next()
+			if err != nil {
+				return false, err
+			}
+			if n.Type != protocol.TypeOperationProgress {
+				carry, carryPending = &n, np
+				break
+			}
+			d, pending = n, np
+		}
+		if err := opts.send(d); err != nil {
+			return false, err
+		}
+		if isFinal(d.Type) {
+			return true, nil
+		}
+	}
+}

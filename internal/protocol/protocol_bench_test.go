@@ -1,0 +1,77 @@
+package protocol
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// The frames every connection decodes most: a ping and a publish.
+var (
+	pingFrame    = []byte(`{"type":"ping","id":12345,"timestamp":1763800000000}`)
+	publishFrame = []byte(`{"type":"publish","channel":"room:lobby","id":"p-17","data":{"text":"hello there","n":[1,2,3],"nested":{"a":true}}}`)
+)
+
+// BenchmarkDecode is the per-message envelope parse of every endpoint.
+func BenchmarkDecode(b *testing.B) {
+	for name, frame := range map[string][]byte{"ping": pingFrame, "publish": publishFrame} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(frame)))
+			for b.Loop() {
+				if _, err := Decode(frame); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDecodeInto is Decode followed by the endpoint's full decode, as
+// a publish is handled.
+func BenchmarkDecodeInto(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		env, err := Decode(publishFrame)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var req struct {
+			Channel string          `json:"channel"`
+			Data    json.RawMessage `json:"data"`
+		}
+		if err := env.Into(&req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEncodeTerminalOutput is the JSON framing of one terminal output
+// chunk (the endpoint sends chunks of up to 64 KiB) as Conn.Send does it.
+func BenchmarkEncodeTerminalOutput(b *testing.B) {
+	for _, size := range []int{64, 4 << 10, 64 << 10} {
+		// Base64 text with line breaks, as `cat` of a base64 file prints:
+		// the newlines must be escaped.
+		line := "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0\n"
+		data := strings.Repeat(line, size/len(line)+1)[:size]
+		b.Run(byteSize(size), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			off := int64(0)
+			for b.Loop() {
+				off += int64(size)
+				if _, err := json.Marshal(TerminalOutput{Type: TypeOutput, Data: data, Offset: off}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func byteSize(n int) string {
+	if n >= 1<<10 && n%(1<<10) == 0 {
+		return strconv.Itoa(n>>10) + "KiB"
+	}
+	return strconv.Itoa(n) + "B"
+}
