@@ -204,7 +204,9 @@ func printDev(w io.Writer, n *node.Node, addr net.Addr) error {
 	fmt.Fprintf(w, `
 Tether is running in development mode (secret %s).
 
+  Console        http://%[2]s/
   Messaging      ws://%[2]s/ws/agent
+  Operations     ws://%[2]s/ws/agent-guidance
   Health         http://%[2]s/healthz   metrics: http://%[2]s/metrics
 
 A token for user "dev" with roles admin and agent, valid for 24 hours:

@@ -30,6 +30,7 @@ import (
 	"github.com/tether-dev/tether/internal/metrics"
 	"github.com/tether-dev/tether/internal/milestones"
 	"github.com/tether-dev/tether/internal/operations"
+	"github.com/tether-dev/tether/internal/webui"
 )
 
 // DevSecretFile is the file under the data directory where --dev keeps the
@@ -168,6 +169,7 @@ func (n *Node) routes() {
 	n.mux.HandleFunc("GET /healthz", httpapi.Health)
 	n.mux.HandleFunc("GET /readyz", httpapi.ReadyHandler(cfg.NodeName, n.Backbone.Ready))
 	n.mux.Handle("GET /metrics", n.Metrics.Handler())
+	webui.Routes(n.mux, webui.Options{DevToken: n.devToken()}) // the web console at /, see docs/console.md
 	if cfg.Pprof {
 		admin := func(h http.HandlerFunc) http.HandlerFunc {
 			return func(w http.ResponseWriter, r *http.Request) {
@@ -182,6 +184,20 @@ func (n *Node) routes() {
 		n.mux.HandleFunc("/debug/pprof/symbol", admin(pprof.Symbol))
 	}
 	n.handler = httpapi.Logging(n.Log, n.mux)
+}
+
+// devToken is the minter of the token that the web console signs in with
+// in --dev mode (the token printed by serve --dev), or nil.
+func (n *Node) devToken() func() (string, error) {
+	if !n.Config.Dev || n.Secret == nil {
+		return nil
+	}
+	return func() (string, error) {
+		return auth.Mint(n.Secret, auth.MintClaims{
+			Subject: "dev", Roles: []string{auth.RoleAdmin, auth.RoleAgent}, Channels: []string{"*"}, TTL: 24 * time.Hour,
+			Issuer: n.Config.JWTIssuer, Audience: n.Config.JWTAudience,
+		})
+	}
 }
 
 // Handle adds a route; endpoints added by later packages register here.

@@ -1,0 +1,53 @@
+# Tether's build. The Go code builds and tests without Node; the web console
+# (web/, see docs/console.md) needs Node.js >= 20.19 and npm, and its browser
+# tests need Chromium (Debian/Ubuntu: apt-get install -y chromium).
+#
+#   make dev     build the console, then run `tether serve --dev` with it
+#   make test    every Go test (with -race), then the console's browser tests
+#   make build   ./tether with the console embedded
+#   make web     only the console's bundle (internal/webui/dist/console)
+
+GOTOOLCHAIN ?= local
+export GOTOOLCHAIN
+GO ?= go
+NPM ?= npm
+# Extra flags for go test, e.g. GOTESTFLAGS="-count=1 -timeout 25m".
+GOTESTFLAGS ?=
+# Flags of `tether serve --dev` under make dev, e.g. DEVFLAGS="--addr :9000".
+DEVFLAGS ?=
+
+BUNDLE := internal/webui/dist/console/index.html
+WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json
+
+.PHONY: dev build web test test-go test-web clean
+
+dev: $(BUNDLE)
+	$(GO) run ./cmd/tether serve --dev $(DEVFLAGS)
+
+build: $(BUNDLE)
+	$(GO) build -o tether ./cmd/tether
+
+web: $(BUNDLE)
+
+# npm ci again only when the lock file changes.
+web/node_modules/.installed: web/package.json web/package-lock.json
+	cd web && $(NPM) ci --no-audit --no-fund
+	touch $@
+
+$(BUNDLE): web/node_modules/.installed $(WEB_SOURCES)
+	cd web && $(NPM) run build
+
+# Both suites run even when the first fails, so that one run shows both.
+test:
+	@status=0; $(MAKE) --no-print-directory test-go || status=1; \
+	$(MAKE) --no-print-directory test-web || status=1; exit $$status
+
+test-go:
+	$(GO) test -race $(GOTESTFLAGS) ./...
+
+# Builds tether with the console and drives it in headless Chromium.
+test-web: $(BUNDLE)
+	cd web && node --test --test-concurrency=1 --test-timeout=120000 e2e/
+
+clean:
+	rm -rf internal/webui/dist/console web/node_modules test-output tether
