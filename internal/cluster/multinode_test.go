@@ -128,6 +128,7 @@ func startNATSCluster(t *testing.T) *NATSCluster {
 // Proc is a running `tether serve` process.
 type Proc struct {
 	Name, HTTP, WS string
+	args           []string
 	cmd            *exec.Cmd
 	log            *syncBuffer
 	exited         chan struct{}
@@ -135,29 +136,45 @@ type Proc struct {
 
 func startTether(t *testing.T, nc *NATSCluster, name, ip string, extra ...string) *Proc {
 	t.Helper()
-	bin := tetherBinary(t)
 	port := freePort(t, ip)
 	addr := fmt.Sprintf("%s:%d", ip, port)
 	args := append([]string{"serve", "--addr", addr, "--node-name", name, "--nats-url", nc.URL,
 		"--jwt-secret", testkit.Secret, "--data-dir", t.TempDir(), "--replicas", "3",
 		"--cluster-heartbeat", "200ms", "--shutdown-timeout", "5s"}, extra...)
-	cmd := exec.Command(bin, args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	p := &Proc{Name: name, HTTP: "http://" + addr, WS: "ws://" + addr, cmd: cmd, log: &syncBuffer{}, exited: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.log, p.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = cmd.Wait(); close(p.exited) }()
+	p := &Proc{Name: name, HTTP: "http://" + addr, WS: "ws://" + addr, args: args, log: &syncBuffer{}}
 	t.Cleanup(func() {
 		p.Stop(t, syscall.SIGTERM)
 		if t.Failed() {
 			t.Logf("%s log:\n%s", name, p.log.String())
 		}
 	})
+	p.start(t)
+	return p
+}
+
+// Restart stops the process with SIGTERM and starts it again with the same
+// address, name and data directory.
+func (p *Proc) Restart(t *testing.T) {
+	t.Helper()
+	p.Stop(t, syscall.SIGTERM)
+	p.start(t)
+}
+
+func (p *Proc) start(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(tetherBinary(t), p.args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd, p.exited = cmd, make(chan struct{})
+	exited := p.exited
+	go func() { _ = cmd.Wait(); close(exited) }()
+	name := p.Name
 	testkit.Eventually(t, name+" ready", func() bool {
 		select {
-		case <-p.exited:
+		case <-exited:
 			t.Fatalf("%s exited:\n%s", name, p.log.String())
 		default:
 		}
@@ -171,11 +188,13 @@ func startTether(t *testing.T, nc *NATSCluster, name, ip string, extra ...string
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
-	return p
 }
 
 // Stop signals the process and waits for it (SIGKILL after 10 s).
 func (p *Proc) Stop(t *testing.T, sig syscall.Signal) {
+	if p.cmd == nil {
+		return
+	}
 	select {
 	case <-p.exited:
 		return

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/tether-dev/tether/internal/conn"
 	"github.com/tether-dev/tether/internal/protocol"
@@ -13,9 +12,6 @@ import (
 
 // MaxWatchesPerConn bounds the operations one connection watches at once.
 const MaxWatchesPerConn = 100
-
-// roomPoll is how often a watcher blocked on a full connection looks again.
-const roomPoll = 5 * time.Millisecond
 
 // GuidanceEndpoint describes /ws/agent-guidance to the connection layer.
 func (s *Service) GuidanceEndpoint() *conn.Endpoint {
@@ -175,7 +171,7 @@ func (g *guidance) watch(id string, p *plan) {
 			send: func(d delivery) error {
 				// Never overflow the connection's queue (which would close
 				// it as a slow consumer): the backlog waits in JetStream.
-				if err := waitFor(ctx, func() bool { return g.c.Queued() < high }); err != nil {
+				if err := g.c.WaitQueueBelow(ctx, high); err != nil {
 					return err
 				}
 				if !g.c.SendRaw(d.Type, d.Data) {
@@ -188,26 +184,6 @@ func (g *guidance) watch(id string, p *plan) {
 			g.c.Logger().Warn("watch operation", "operation", id, "err", err)
 		}
 	}()
-}
-
-// waitFor polls cond until it holds or ctx ends. The connection layer has no
-// "queue drained" signal, and a short poll is cheap next to a network write.
-func waitFor(ctx context.Context, cond func() bool) error {
-	if cond() {
-		return nil
-	}
-	t := time.NewTicker(roomPoll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-			if cond() {
-				return nil
-			}
-		}
-	}
 }
 
 func (g *guidance) stopWatch(id string) {
