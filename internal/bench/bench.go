@@ -87,7 +87,7 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tether bench", flag.ContinueOnError)
 	fs.SetOutput(stdout) // -h prints here, as the other commands do
 	o := &Options{}
-	fs.StringVar(&o.Server, "server", "", "base URL of a running server (http://host:port)")
+	fs.StringVar(&o.Server, "server", "", "base URL of a running server (http://host:port); several, comma-separated, spread the clients over nodes of one cluster")
 	fs.StringVar(&o.Token, "token", "", "admin token for --server")
 	fs.BoolVar(&o.Self, "self", false, "start a node in this process on 127.0.0.1:0")
 	fs.IntVar(&o.Rounds, "rounds", 5, "rounds of baseline then server")

@@ -99,7 +99,7 @@ func connections(ctx context.Context, e *env) ([]Result, error) {
 			}
 		}
 		return run(ctx, func(first, count int) job {
-			return job{URL: e.t.ws + "/ws/agent", Token: e.t.token, Secret: string(e.t.secret), First: first, Conns: count}
+			return job{URL: e.t.wsFor(first/max(count, 1)) + "/ws/agent", Token: e.t.token, Secret: string(e.t.secret), First: first, Conns: count}
 		}, measure, open)
 	}
 	r, err := e.rounds(ctx, "connections", map[string]any{"conns": conns, "procs": procs}, specs, base, srv)

@@ -217,7 +217,7 @@ func fanout(ctx context.Context, e *env) ([]Result, error) {
 		defer p.close()
 		g := &group{e: e, n: subs, procs: e.fanoutProcs(subs), expect: M, timeout: timeout}
 		return g.run(ctx, func(first, count int) job {
-			return job{URL: e.t.ws + "/ws/agent", Token: e.t.token, Secret: string(e.t.secret), First: first, Conns: count, Channel: channel}
+			return job{URL: e.t.wsFor(first/max(count, 1)) + "/ws/agent", Token: e.t.token, Secret: string(e.t.secret), First: first, Conns: count, Channel: channel}
 		}, func(ctx context.Context, k int) error {
 			return p.send(ctx, map[string]any{"type": "publish", "channel": channel, "data": stamp(k), "id": k})
 		}, e.t.meter(ctx))
@@ -258,7 +258,7 @@ func fanoutOperation(ctx context.Context, e *env, base roundFunc, specs []spec, 
 		// Only operation_started (seq 1) precedes: watch from there.
 		g := &group{e: e, n: n, procs: e.fanoutProcs(n), expect: M, timeout: timeout}
 		return g.run(ctx, func(first, count int) job {
-			return job{URL: e.t.ws + "/ws/agent-guidance", Token: e.t.token, Secret: string(e.t.secret), First: first, Conns: count, Operation: id, AfterSeq: 1}
+			return job{URL: e.t.wsFor(first/max(count, 1)) + "/ws/agent-guidance", Token: e.t.token, Secret: string(e.t.secret), First: first, Conns: count, Operation: id, AfterSeq: 1}
 		}, func(ctx context.Context, k int) error {
 			return aw.send(ctx, map[string]any{"type": "progress", "operation_id": id, "progress": k % 101, "data": stamp(k)})
 		}, e.t.meter(ctx))

@@ -110,7 +110,7 @@ func messages(ctx context.Context, e *env) ([]Result, error) {
 			}
 		}
 		return run(ctx, func(ctx context.Context, i int) (*websocket.Conn, error) {
-			return dial(ctx, e.t.ws+"/ws/agent", toks[i])
+			return dial(ctx, e.t.wsFor(i)+"/ws/agent", toks[i])
 		}, want, e.t.meter(ctx))
 	}
 	r, err := e.rounds(ctx, "messages/"+e.opts.Kind, map[string]any{"conns": conns, "duration": dur.String(), "kind": e.opts.Kind}, specs, base, srv)

@@ -32,7 +32,11 @@ import (
 // running server (--server).
 type target struct {
 	http, ws string
-	token    string
+	// wss lists every node's WebSocket base when --server names several:
+	// clients are spread over them (wsFor), while the publisher, the
+	// worker and the meter use the first.
+	wss   []string
+	token string
 	// secret is known for --self only: then every client gets a token of
 	// its own subject, as real users would, instead of sharing the admin's.
 	secret []byte
@@ -61,8 +65,14 @@ func selfConfig(dir string, secret []byte) *config.Config {
 func openTarget(ctx context.Context, o *Options) (*target, error) {
 	t := &target{client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 30 * time.Second}}
 	if !o.Self {
-		t.http = strings.TrimSuffix(o.Server, "/")
-		t.ws = "ws" + strings.TrimPrefix(t.http, "http")
+		for i, s := range strings.Split(o.Server, ",") {
+			h := strings.TrimSuffix(strings.TrimSpace(s), "/")
+			if i == 0 {
+				t.http = h
+			}
+			t.wss = append(t.wss, "ws"+strings.TrimPrefix(h, "http"))
+		}
+		t.ws = t.wss[0]
 		t.token = o.Token
 		return t, nil
 	}
@@ -96,6 +106,14 @@ func openTarget(ctx context.Context, o *Options) (*target, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// wsFor is the WebSocket base for client i: the nodes take turns.
+func (t *target) wsFor(i int) string {
+	if len(t.wss) == 0 {
+		return t.ws
+	}
+	return t.wss[i%len(t.wss)]
 }
 
 func (t *target) close() {

@@ -72,9 +72,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (n *Node, er
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	n = &Node{Config: cfg, Log: log, Metrics: metrics.New(cfg.NodeName), mux: http.NewServeMux(), cancel: cancel}
+	// The returns below set n to nil: release what was started through a
+	// copy of the pointer.
+	started := n
 	defer func() {
 		if err != nil {
-			n.close()
+			started.close()
 		}
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
