@@ -85,7 +85,9 @@ func Start(ctx context.Context, cfg Config) (*Backbone, error) {
 		b.srv = srv
 		opts = append(opts, nats.InProcessServer(srv))
 	} else {
-		opts = append(opts, nats.RetryOnFailedConnect(false))
+		// A node started together with its NATS cluster keeps trying; the
+		// wait for JetStream below bounds how long.
+		opts = append(opts, nats.RetryOnFailedConnect(true))
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
@@ -99,14 +101,46 @@ func Start(ctx context.Context, cfg Config) (*Backbone, error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	b.JS = js
-	// Fail at start, not at the first request, when JetStream is missing.
-	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := js.AccountInfo(actx); err != nil {
+	if err := b.waitJetStream(ctx, cfg.Logger); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("jetstream unavailable on %s (is it enabled?): %w", redact(url), err)
 	}
 	return b, nil
+}
+
+// jetStreamWait bounds how long a starting node waits for JetStream.
+const jetStreamWait = 60 * time.Second
+
+// waitJetStream waits until JetStream can place a stream with the
+// configured replication, so that a node started together with its NATS
+// cluster waits for the cluster to form instead of failing; and it fails
+// at start, not at the first request, when JetStream is missing.
+func (b *Backbone) waitJetStream(ctx context.Context, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(ctx, jetStreamWait)
+	defer cancel()
+	name := "TETHER_PROBE_" + sanitizeName(b.NC.Opts.Name)
+	for attempt := 0; ; attempt++ {
+		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := b.JS.CreateOrUpdateStream(actx, jetstream.StreamConfig{
+			Name: name, Subjects: []string{"tether.probe." + name}, Storage: jetstream.MemoryStorage,
+			Replicas: b.Replicas, MaxMsgs: 1,
+		})
+		if err == nil {
+			err = b.JS.DeleteStream(actx, name)
+		}
+		acancel()
+		if err == nil {
+			return nil
+		}
+		if attempt == 0 {
+			log.Info("waiting for jetstream", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 func startEmbedded(cfg Config) (*server.Server, error) {
