@@ -1,7 +1,6 @@
 package cluster_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -130,7 +129,7 @@ type Proc struct {
 	Name, HTTP, WS string
 	args           []string
 	cmd            *exec.Cmd
-	log            *syncBuffer
+	log            *testkit.SyncBuffer
 	exited         chan struct{}
 }
 
@@ -141,7 +140,7 @@ func startTether(t *testing.T, nc *NATSCluster, name, ip string, extra ...string
 	args := append([]string{"serve", "--addr", addr, "--node-name", name, "--nats-url", nc.URL,
 		"--jwt-secret", testkit.Secret, "--data-dir", t.TempDir(), "--replicas", "3",
 		"--cluster-heartbeat", "200ms", "--shutdown-timeout", "5s"}, extra...)
-	p := &Proc{Name: name, HTTP: "http://" + addr, WS: "ws://" + addr, args: args, log: &syncBuffer{}}
+	p := &Proc{Name: name, HTTP: "http://" + addr, WS: "ws://" + addr, args: args, log: &testkit.SyncBuffer{}}
 	t.Cleanup(func() {
 		p.Stop(t, syscall.SIGTERM)
 		if t.Failed() {
@@ -207,23 +206,6 @@ func (p *Proc) Stop(t *testing.T, sig syscall.Signal) {
 		_ = p.cmd.Process.Kill()
 		<-p.exited
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // A publish on any node reaches subscribers on every node, through the
