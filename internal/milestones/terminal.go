@@ -193,13 +193,26 @@ func (t *termSession) send(c *conn.Conn, typ string, data []byte, end int64, sta
 		c.SendBinary(typ, frame)
 		return
 	}
-	msg := protocol.TerminalOutput{Type: typ, Offset: end, Start: start}
-	if utf8.Valid(data) {
-		msg.Data = string(data)
-	} else {
-		msg.Data, msg.Encoding = base64.StdEncoding.EncodeToString(data), "base64"
+	if !utf8.Valid(data) {
+		msg := protocol.TerminalOutput{Type: typ, Offset: end, Start: start, Encoding: "base64"}
+		msg.Data = base64.StdEncoding.EncodeToString(data)
+		c.Send(typ, msg)
+		return
 	}
-	c.Send(typ, msg)
+	// Output is the bulk of what a terminal sends: encode it directly
+	// rather than through encoding/json (the same bytes as TerminalOutput).
+	b := make([]byte, 0, len(data)+len(data)/8+80)
+	b = append(b, `{"type":"`...)
+	b = append(b, typ...)
+	b = append(b, `","data":`...)
+	b = protocol.AppendString(b, data)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendInt(b, end, 10)
+	if start != nil {
+		b = append(b, `,"start":`...)
+		b = strconv.AppendInt(b, *start, 10)
+	}
+	c.SendRaw(typ, append(b, '}'))
 }
 
 func (t *termSession) Handle(c *conn.Conn, env protocol.Envelope) {

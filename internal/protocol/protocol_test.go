@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 )
@@ -97,6 +98,26 @@ func FuzzDecode(f *testing.F) {
 		}
 		if len(env.ID) > 0 && env.ID[0] != '"' && env.ID[0] != '-' && (env.ID[0] < '0' || env.ID[0] > '9') {
 			t.Fatalf("id %q is neither a string nor a number", env.ID)
+		}
+	})
+}
+
+// FuzzAppendString checks the string encoder against
+// encoding/json: the same text after decoding, for any bytes (invalid
+// UTF-8 becomes U+FFFD in both).
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "plain", "quote\" back\\slash", "\x1b[31mred\x1b[0m\r\n", "caf\xc3\xa9", "\xff\xfe", "\t\x00\x7f", "\u2028"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var got, want string
+		if err := json.Unmarshal(AppendString(nil, b), &got); err != nil {
+			t.Fatalf("%q encodes to invalid JSON: %v", b, err)
+		}
+		ref, _ := json.Marshal(string(b))
+		_ = json.Unmarshal(ref, &want)
+		if got != want {
+			t.Fatalf("%q: got %q, want %q", b, got, want)
 		}
 	})
 }

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tether-dev/tether/internal/protocol"
 )
 
 // recordQueueLimit bounds the output waiting for the recording goroutine.
@@ -208,7 +210,7 @@ func (r *recorder) emit(at time.Duration, kind byte, data []byte) {
 	b = append(b, ", \""...)
 	b = append(b, kind)
 	b = append(b, "\", "...)
-	b = appendJSONString(b, data)
+	b = protocol.AppendString(b, data)
 	b = append(b, "]\n"...)
 	r.line = b
 	if r.max > 0 && r.written.Load()+int64(len(b)) > r.max {
@@ -260,40 +262,4 @@ func completeUTF8(b []byte) int {
 		}
 	}
 	return len(b)
-}
-
-// appendJSONString appends b as a JSON string. Invalid UTF-8 becomes U+FFFD
-// because JSON text must be valid Unicode (asciinema does the same).
-func appendJSONString(dst, b []byte) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	for i := 0; i < len(b); {
-		c := b[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				dst = append(dst, '\\', c)
-			case c == '\n':
-				dst = append(dst, '\\', 'n')
-			case c == '\r':
-				dst = append(dst, '\\', 'r')
-			case c == '\t':
-				dst = append(dst, '\\', 't')
-			case c < 0x20:
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			default:
-				dst = append(dst, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRune(b[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, `\ufffd`...)
-		} else {
-			dst = append(dst, b[i:i+size]...)
-		}
-		i += size
-	}
-	return append(dst, '"')
 }

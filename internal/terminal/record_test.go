@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tether-dev/tether/internal/protocol"
 )
 
 type castHeader struct {
@@ -203,7 +205,7 @@ func TestRecordingJSONEscaping(t *testing.T) {
 	for c := range 256 {
 		in = append(in, byte(c))
 	}
-	got := appendJSONString(nil, in)
+	got := protocol.AppendString(nil, in)
 	var s string
 	if err := json.Unmarshal(got, &s); err != nil {
 		t.Fatalf("%q: %v", got, err)
