@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +38,43 @@ func (s *Service) Routes(mux *http.ServeMux, a *httpapi.Authenticator) {
 	mux.HandleFunc("GET /api/operations/{id}", s.restGet(a))
 	mux.HandleFunc("POST /api/operations/{id}/cancel", s.restCancel(a))
 	mux.HandleFunc("GET /api/operations/{id}/events", s.restEvents(a))
+	mux.HandleFunc("GET /api/agents", s.restAgents(a))
+}
+
+// AgentInfo describes an agent that operations can be started on.
+type AgentInfo struct {
+	AgentID    string   `json:"agent_id"`
+	Kind       string   `json:"kind"` // "command" (declared in the config) or "remote" (a worker registered it)
+	Operations []string `json:"operations"`
+}
+
+// restAgents serves GET /api/agents: the command agents of the
+// configuration and every agent a remote worker has registered (whether or
+// not one is connected now), sorted by id.
+func (s *Service) restAgents(a *httpapi.Authenticator) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if a.Claims(w, r) == nil {
+			return
+		}
+		out, err := s.store.remoteAgents(r.Context())
+		if err != nil {
+			httpapi.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			return
+		}
+		for id, ca := range s.commands {
+			ops := make([]string, 0, len(ca.Operations))
+			for op := range ca.Operations {
+				ops = append(ops, op)
+			}
+			sort.Strings(ops)
+			out = append(out, AgentInfo{AgentID: id, Kind: kindCommand, Operations: ops})
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].AgentID < out[j].AgentID })
+		if out == nil {
+			out = []AgentInfo{}
+		}
+		httpapi.WriteJSON(w, http.StatusOK, map[string]any{"agents": out})
+	}
 }
 
 // statusOfCode maps an operation error code to an HTTP status.

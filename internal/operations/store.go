@@ -270,6 +270,28 @@ func (s *store) rememberAgent(ctx context.Context, agent string, ops []string) e
 	return nil
 }
 
+// remoteAgents returns every agent a worker ever registered, with the
+// operation types it registered last.
+func (s *store) remoteAgents(ctx context.Context) ([]AgentInfo, error) {
+	lister, err := s.agents.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list agents: %w", err)
+	}
+	var out []AgentInfo
+	for key := range lister.Keys() {
+		e, err := s.agents.Get(ctx, key)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		var rec struct {
+			Operations []string `json:"operations"`
+		}
+		_ = json.Unmarshal(e.Value(), &rec)
+		out = append(out, AgentInfo{AgentID: key, Kind: kindRemote, Operations: rec.Operations})
+	}
+	return out, nil
+}
+
 // knownAgent reports whether a worker ever registered agent.
 func (s *store) knownAgent(ctx context.Context, agent string) bool {
 	_, err := s.agents.Get(ctx, agent)

@@ -159,3 +159,28 @@ func TestWorkersShareLoad(t *testing.T) {
 		}
 	}
 }
+
+// GET /api/agents lists the configured command agents and the agents that
+// workers registered, with their operation types.
+func TestListAgents(t *testing.T) {
+	n := startNode(t)
+	workerConn(t, n, "remote-bot", "summarize", "translate")
+	status, body := testkit.Do(t, http.MethodGet, n.HTTP+"/api/agents", testkit.Token(t, "alice"), nil)
+	if status != 200 {
+		t.Fatalf("status %d %v", status, body)
+	}
+	byID := map[string]map[string]any{}
+	for _, a := range body["agents"].([]any) {
+		m := a.(map[string]any)
+		byID[m["agent_id"].(string)] = m
+	}
+	if r := byID["remote-bot"]; r == nil || r["kind"] != "remote" || fmt.Sprint(r["operations"]) != "[summarize translate]" {
+		t.Fatalf("remote-bot = %v", r)
+	}
+	if c := byID["tests"]; c == nil || c["kind"] != "command" || len(c["operations"].([]any)) < 3 {
+		t.Fatalf("tests = %v", c)
+	}
+	if status, _ := testkit.Do(t, http.MethodGet, n.HTTP+"/api/agents", "", nil); status != 401 {
+		t.Fatalf("anonymous: %d", status)
+	}
+}

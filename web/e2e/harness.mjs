@@ -233,7 +233,10 @@ export async function newPage(browser, opts = {}) {
     },
     /** Runs fn while tolerating the browser's own network errors. */
     duringNetworkCut(fn) {
-      return this.tolerating(/net::ERR_(CONNECTION_RESET|CONNECTION_REFUSED|CONNECTION_CLOSED|SOCKET_NOT_CONNECTED|EMPTY_RESPONSE)/, fn);
+      // A WebSocket dialled while the proxy drops connections fails as
+      // "net::ERR_…" or, when the TCP connection opened and was then cut,
+      // "Connection closed before receiving a handshake response".
+      return this.tolerating(/net::ERR_(CONNECTION_RESET|CONNECTION_REFUSED|CONNECTION_CLOSED|SOCKET_NOT_CONNECTED|EMPTY_RESPONSE)|Connection closed before receiving a handshake response/, fn);
     },
     tolerated,
     assertNoErrors() {

@@ -160,8 +160,8 @@ export const operationsView: View = (root, s) => {
     save();
   }
 
-  // The form. There is no API listing agents and their operation types:
-  // the fields suggest those of operations seen before.
+  // The form. GET /api/agents lists the agents and their operation types;
+  // the fields stay free text (a worker may register an agent later).
   const agents = h("datalist", { id: "agent-ids" });
   const types = h("datalist", { id: "op-types" });
   const agent = h("input", { name: "agent", list: "agent-ids", required: true, testid: "op-agent", autocomplete: "off", placeholder: "agent id" });
@@ -219,20 +219,24 @@ export const operationsView: View = (root, s) => {
   for (const st of states) client.track(st.id, st.seq, st.status !== "running");
   empty.hidden = cards.size > 0;
 
-  void api<{ operations: { agent_id: string; operation_type: string }[] }>(s.token, "GET", "/api/operations")
+  // Suggest the operation types of the chosen agent.
+  const typesByAgent = new Map<string, string[]>();
+  const fillTypes = () => {
+    types.replaceChildren(...(typesByAgent.get(agent.value.trim()) ?? []).map((v) => h("option", { value: v })));
+  };
+  agent.addEventListener("input", fillTypes);
+  void api<{ agents: { agent_id: string; kind: string; operations: string[] }[] }>(s.token, "GET", "/api/agents")
     .then((r) => {
-      const a = new Set<string>();
-      const t = new Set<string>();
-      for (const o of r.operations ?? []) {
-        a.add(o.agent_id);
-        t.add(o.operation_type);
+      for (const a of r.agents ?? []) {
+        typesByAgent.set(a.agent_id, a.operations ?? []);
+        agents.appendChild(h("option", { value: a.agent_id, label: `${a.agent_id} (${a.kind})` }));
       }
-      for (const st of states) {
-        a.add(st.agent);
-        t.add(st.type);
+      const first = r.agents?.[0];
+      if (!agent.value && first) {
+        agent.value = first.agent_id;
+        if (!type.value && first.operations?.length) type.value = first.operations[0];
       }
-      for (const v of a) agents.appendChild(h("option", { value: v }));
-      for (const v of t) types.appendChild(h("option", { value: v }));
+      fillTypes();
     })
     .catch((e) => unauthorized(e));
 
