@@ -35,6 +35,8 @@ type Config struct {
 	KillGrace time.Duration
 	// ClientQueue is how many output frames may wait in one client's send
 	// queue before the client is paced (it then reads from the ring).
+	// Default 32: enough in flight to ride out scheduling hiccups of a
+	// fast reader (8 made bursts skip), at most 2 MiB per client.
 	ClientQueue int
 	// NC relays terminals between nodes; nil serves local terminals only.
 	NC     *nats.Conn
@@ -83,7 +85,7 @@ func NewService(ctx context.Context, store *Store, cfg Config) (*Service, error)
 		cfg.KillGrace = 3 * time.Second
 	}
 	if cfg.ClientQueue <= 0 {
-		cfg.ClientQueue = 8
+		cfg.ClientQueue = 32
 	}
 	s := &Service{
 		cfg: cfg, store: store, log: cfg.Logger, nc: cfg.NC, live: map[string]*live{},
