@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tether-dev/tether/internal/protocol"
+	"github.com/tether-dev/tether/internal/terminal"
 )
 
 // DetachKey is the byte that detaches `tether attach` (Ctrl-]), as in
@@ -331,7 +332,7 @@ func (a *attacher) sendSize(c *websocket.Conn) {
 		return
 	}
 	var ws *unix.Winsize
-	err := control(a.ttyOut, func(fd int) (err error) {
+	err := terminal.Control(a.ttyOut, func(fd int) (err error) {
 		ws, err = unix.IoctlGetWinsize(fd, unix.TIOCGWINSZ)
 		return err
 	})
@@ -345,24 +346,10 @@ func (a *attacher) sendSize(c *websocket.Conn) {
 	_ = c.Write(ctx, websocket.MessageText, msg)
 }
 
-// control runs fn on f's descriptor without File.Fd, which would switch a
-// non-blocking descriptor to blocking mode and disable its deadlines.
-func control(f *os.File, fn func(fd int) error) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var ferr error
-	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
-		return err
-	}
-	return ferr
-}
-
 // makeRaw puts the terminal f in raw mode and returns how to restore it.
 func makeRaw(f *os.File) (func(), error) {
 	var old *unix.Termios
-	if err := control(f, func(fd int) (err error) {
+	if err := terminal.Control(f, func(fd int) (err error) {
 		old, err = unix.IoctlGetTermios(fd, unix.TCGETS)
 		return err
 	}); err != nil {
@@ -376,7 +363,7 @@ func makeRaw(f *os.File) (func(), error) {
 	raw.Cflag |= unix.CS8
 	raw.Cc[unix.VMIN], raw.Cc[unix.VTIME] = 1, 0
 	set := func(t *unix.Termios) error {
-		return control(f, func(fd int) error { return unix.IoctlSetTermios(fd, unix.TCSETS, t) })
+		return terminal.Control(f, func(fd int) error { return unix.IoctlSetTermios(fd, unix.TCSETS, t) })
 	}
 	if err := set(&raw); err != nil {
 		return nil, err

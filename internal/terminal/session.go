@@ -266,9 +266,10 @@ func openPTY() (ptmx, tty *os.File, err error) {
 	return os.NewFile(uintptr(fd), "/dev/ptmx"), t, nil
 }
 
-// control runs f on the master's fd without switching it to blocking mode
-// (which File.Fd would do).
-func control(f *os.File, fn func(fd int) error) error {
+// Control runs fn on f's descriptor without File.Fd, which would switch a
+// non-blocking descriptor (a PTY master, a terminal with deadlines) to
+// blocking mode and disable its deadlines.
+func Control(f *os.File, fn func(fd int) error) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
@@ -281,7 +282,7 @@ func control(f *os.File, fn func(fd int) error) error {
 }
 
 func setWinsize(f *os.File, cols, rows uint16) error {
-	return control(f, func(fd int) error {
+	return Control(f, func(fd int) error {
 		return unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols})
 	})
 }
@@ -572,7 +573,7 @@ func (s *Session) Signal(sig syscall.Signal) error {
 // foreground process group, falling back to the program's own group.
 func (s *Session) foregroundPgrp() int {
 	pgrp := 0
-	err := control(s.ptmx, func(fd int) error {
+	err := Control(s.ptmx, func(fd int) error {
 		var err error
 		pgrp, err = unix.IoctlGetInt(fd, unix.TIOCGPGRP)
 		return err
