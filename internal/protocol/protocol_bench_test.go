@@ -75,3 +75,26 @@ func byteSize(n int) string {
 	}
 	return strconv.Itoa(n) + "B"
 }
+
+// BenchmarkAppendString is the JSON string encoding that terminal output
+// frames and recordings use, on `cat` of a base64 file (a newline every 77
+// bytes) and on text that is mostly escapes.
+func BenchmarkAppendString(b *testing.B) {
+	line := "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0\r\n"
+	fill := func(s string) string { return strings.Repeat(s, 64<<10/len(s)+1)[:64<<10] }
+	inputs := map[string]string{
+		"base64":  fill(line),
+		"colored": fill("\x1b[31mred\x1b[0m \"q\" caf\u00e9\r\n"),
+	}
+	for _, name := range []string{"base64", "colored"} {
+		data := []byte(inputs[name])
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(data)))
+			buf := make([]byte, 0, 2*len(data))
+			for b.Loop() {
+				buf = AppendString(buf[:0], data)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -120,4 +121,25 @@ func FuzzAppendString(f *testing.F) {
 			t.Fatalf("%q: got %q, want %q", b, got, want)
 		}
 	})
+}
+
+// TestAppendStringEveryPosition puts each byte that needs a look at every
+// position of a buffer longer than one eight-byte word, so both the word at
+// a time and the byte at a time paths meet it.
+func TestAppendStringEveryPosition(t *testing.T) {
+	specials := []string{"\"", "\\", "\x00", "\x1f", "\n", "\x7f", "\x80", "\xc3\xa9", "\xe2\x80\xa8", "\xff", " ", "~"}
+	for _, sp := range specials {
+		for pos := 0; pos < 20; pos++ {
+			b := []byte(strings.Repeat("a", pos) + sp + strings.Repeat("z", 19-pos))
+			want, _ := json.Marshal(string(b))
+			var got, w string
+			if err := json.Unmarshal(AppendString(nil, b), &got); err != nil {
+				t.Fatalf("%q: invalid JSON: %v", b, err)
+			}
+			_ = json.Unmarshal(want, &w)
+			if got != w {
+				t.Fatalf("%q: got %q, want %q", b, got, w)
+			}
+		}
+	}
 }
