@@ -111,6 +111,14 @@ func readTerm(ctx context.Context, c *websocket.Conn) (termFrame, error) {
 		}
 		return f, nil
 	}
+	if f, ok := fastOutput(b); ok {
+		return f, nil
+	}
+	return decodeTerm(b)
+}
+
+// decodeTerm decodes a JSON terminal frame with encoding/json.
+func decodeTerm(b []byte) (termFrame, error) {
 	var m struct {
 		Type     string `json:"type"`
 		Data     string `json:"data"`
@@ -133,6 +141,7 @@ func readTerm(ctx context.Context, c *websocket.Conn) (termFrame, error) {
 		f.msg = fmt.Sprint(m.Code) + ": " + m.Message
 	}
 	if m.Encoding == "base64" {
+		var err error
 		if f.data, err = base64.StdEncoding.DecodeString(m.Data); err != nil {
 			return termFrame{}, fmt.Errorf("output frame: %w", err)
 		}
