@@ -92,6 +92,15 @@ type Envelope struct {
 // frame that is not JSON at all and a *RequestError (with whatever id could
 // be read) for JSON that is not a valid message.
 func Decode(frame []byte) (Envelope, error) {
+	if env, ok := decodeFast(frame); ok {
+		return env, nil
+	}
+	return decodeReference(frame)
+}
+
+// decodeReference is Decode through encoding/json: it decides every frame
+// the fast scanner does not accept, so all errors come from here.
+func decodeReference(frame []byte) (Envelope, error) {
 	var head struct {
 		Type json.RawMessage `json:"type"`
 		ID   json.RawMessage `json:"id"`

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -140,6 +141,51 @@ func TestAppendStringEveryPosition(t *testing.T) {
 			if got != w {
 				t.Fatalf("%q: got %q, want %q", b, got, w)
 			}
+		}
+	}
+}
+
+// FuzzDecodeFast checks the one-pass envelope scanner against the
+// encoding/json reference: whatever it accepts, the reference accepts with
+// the same type and id; and the valid frames every client sends are all
+// accepted by it (a scanner that refused everything would pass otherwise).
+func FuzzDecodeFast(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"ping","id":1}`, ` { "type" : "publish" , "id" : "p-1", "channel":"a", "data": {"x":[1,-2.5e+3,true,false,null,"\u00e9\n"]} } `,
+		`{"Type":"ping"}`, `{"type":"a","TYPE":"b"}`, `{"type":"a","type":null}`, `{"id":null,"type":"x"}`, `{"id":{},"type":"x"}`,
+		`{"type":"x","id":01}`, `{"type":"x",}`, `{"type":"x"} x`, `{"type":"\u0070ing"}`, `{"typ\u0065":"ping"}`, "{\"type\":\"\xff\"}",
+		`{"type":"x","n":1.}`, `{"type":"x","n":-}`, `{"type":"x","s":"a\qb"}`, `[{"type":"x"}]`, `null`, `{"type":""}`,
+		`{"type":"x","d":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fast, ok := decodeFast(b)
+		ref, err := decodeReference(b)
+		if !ok {
+			return
+		}
+		if err != nil {
+			t.Fatalf("%q: fast scanner accepted, reference says %v", b, err)
+		}
+		if fast.Type != ref.Type || !bytes.Equal(fast.ID, ref.ID) || !bytes.Equal(fast.Raw, ref.Raw) {
+			t.Fatalf("%q: fast %q %q, reference %q %q", b, fast.Type, fast.ID, ref.Type, ref.ID)
+		}
+	})
+}
+
+// TestDecodeFastAccepts lists frames the fast path must take, so that it
+// keeps paying for itself.
+func TestDecodeFastAccepts(t *testing.T) {
+	for _, s := range []string{
+		`{"type":"ping","id":12345,"timestamp":1763800000000}`,
+		`{"type":"publish","channel":"room:lobby","id":"p-17","data":{"text":"hello \"there\"\n","n":[1,2.5,-3e-2],"nested":{"a":true,"b":null}}}`,
+		`{"type":"input","data":"\u001b[A"}`,
+		`{"id":"x","type":"subscribe","channel":"c","since":0}`,
+		`{"type":"ping","id":null}`,
+	} {
+		if _, ok := decodeFast([]byte(s)); !ok {
+			t.Errorf("decodeFast refused %s", s)
 		}
 	}
 }
