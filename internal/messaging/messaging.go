@@ -97,21 +97,26 @@ func (s *session) Handle(c *conn.Conn, env protocol.Envelope) {
 		}
 		c.Send(protocol.TypePublished, protocol.ChannelReply{Type: protocol.TypePublished, ID: env.ID, Channel: req.Channel, Seq: seq})
 	default:
-		var body struct {
-			Content json.RawMessage `json:"content"`
-		}
 		// A content field of any JSON type is acknowledged as it is.
-		_ = json.Unmarshal(env.Raw, &body)
-		in, _ := json.Marshal(protocol.InboxMessage{
+		content, ok := env.Member("content")
+		if !ok {
+			var body struct {
+				Content json.RawMessage `json:"content"`
+			}
+			_ = json.Unmarshal(env.Raw, &body)
+			content = body.Content
+		}
+		in := protocol.InboxMessage{
 			UserID: c.UserID(), Type: env.Type, ID: env.ID, Message: env.Raw,
 			ReceivedAt: time.Now().UTC().Format(time.RFC3339Nano), Node: s.svc.Node,
-		})
+		}.AppendJSON(make([]byte, 0, len(env.Raw)+160))
 		if err := s.svc.NC.Publish(InboxPrefix+backbone.SubjectToken(c.UserID()), in); err != nil {
 			c.Logger().Error("forward to inbox", "err", err)
 			s.error(env, protocol.CodeInternal, "the message could not be forwarded; try again")
 			return
 		}
-		c.Send(protocol.TypeMessageAck, protocol.MessageAck{Type: protocol.TypeMessageAck, ID: env.ID, Status: "received", Content: body.Content})
+		ack := protocol.MessageAck{Type: protocol.TypeMessageAck, ID: env.ID, Status: "received", Content: content}
+		c.SendRaw(protocol.TypeMessageAck, ack.AppendJSON(make([]byte, 0, len(content)+len(env.ID)+48)))
 	}
 }
 

@@ -54,6 +54,23 @@ type MessageAck struct {
 	Content json.RawMessage `json:"content,omitempty"`
 }
 
+// AppendJSON appends a encoded as json.Marshal encodes it (see appendRaw
+// for the one difference): acks answer every client message, and
+// reflection was most of their cost.
+func (a MessageAck) AppendJSON(b []byte) []byte {
+	b = append(b, `{"type":`...)
+	b = AppendString(b, []byte(a.Type))
+	if len(a.ID) > 0 {
+		b = appendRaw(append(b, `,"id":`...), a.ID)
+	}
+	b = append(b, `,"status":`...)
+	b = AppendString(b, []byte(a.Status))
+	if len(a.Content) > 0 {
+		b = appendRaw(append(b, `,"content":`...), a.Content)
+	}
+	return append(b, '}')
+}
+
 // InboxMessage is what backends receive on tether.inbox.<user> for every
 // acknowledged client message.
 type InboxMessage struct {
@@ -63,4 +80,22 @@ type InboxMessage struct {
 	Message    json.RawMessage `json:"message"`
 	ReceivedAt string          `json:"received_at"`
 	Node       string          `json:"node"`
+}
+
+// AppendJSON appends m encoded as json.Marshal encodes it (see appendRaw
+// for the one difference).
+func (m InboxMessage) AppendJSON(b []byte) []byte {
+	b = append(b, `{"user_id":`...)
+	b = AppendString(b, []byte(m.UserID))
+	b = append(b, `,"type":`...)
+	b = AppendString(b, []byte(m.Type))
+	if len(m.ID) > 0 {
+		b = appendRaw(append(b, `,"id":`...), m.ID)
+	}
+	b = appendRaw(append(b, `,"message":`...), m.Message)
+	b = append(b, `,"received_at":`...)
+	b = AppendString(b, []byte(m.ReceivedAt))
+	b = append(b, `,"node":`...)
+	b = AppendString(b, []byte(m.Node))
+	return append(b, '}')
 }

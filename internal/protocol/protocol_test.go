@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestDecode(t *testing.T) {
@@ -186,6 +188,67 @@ func TestDecodeFastAccepts(t *testing.T) {
 	} {
 		if _, ok := decodeFast([]byte(s)); !ok {
 			t.Errorf("decodeFast refused %s", s)
+		}
+	}
+}
+
+// TestAppendJSONMatchesMarshal compares the hand-written encoders with
+// encoding/json: the same bytes when no raw value has whitespace or <>&,
+// and the same decoded value always.
+func TestAppendJSONMatchesMarshal(t *testing.T) {
+	raws := []json.RawMessage{nil, json.RawMessage(`"m-1"`), json.RawMessage(`42`), json.RawMessage(`{"a": [1, 2], "b" : "x y"}`), json.RawMessage(`null`), json.RawMessage(`"<b>&"`)}
+	strs := []string{"", "alice", "quo\"te\\ \n\x01", "caf\u00e9", "\xff"}
+	check := func(got, want []byte, exact bool) {
+		t.Helper()
+		if exact && !bytes.Equal(got, want) {
+			t.Fatalf("got  %s\nwant %s", got, want)
+		}
+		var g, w any
+		if err := json.Unmarshal(got, &g); err != nil {
+			t.Fatalf("%s: %v", got, err)
+		}
+		_ = json.Unmarshal(want, &w)
+		if !reflect.DeepEqual(g, w) {
+			t.Fatalf("got  %s\nwant %s", got, want)
+		}
+	}
+	plain := func(r json.RawMessage) bool { return !bytes.ContainsAny(r, " <>&") }
+	for _, id := range raws {
+		for _, content := range raws {
+			for _, s := range strs {
+				a := MessageAck{Type: TypeMessageAck, ID: id, Status: s, Content: content}
+				want, _ := json.Marshal(a)
+				check(a.AppendJSON(nil), want, plain(id) && plain(content) && utf8.ValidString(s))
+				msg := content
+				if msg == nil {
+					msg = json.RawMessage(`{"type":"x"}`)
+				}
+				m := InboxMessage{UserID: s, Type: s, ID: id, Message: msg, ReceivedAt: "2026-11-22T03:00:00Z", Node: s}
+				want, _ = json.Marshal(m)
+				check(m.AppendJSON(nil), want, plain(id) && plain(msg) && utf8.ValidString(s))
+			}
+		}
+	}
+}
+
+// TestMember checks the top-level member lookup against encoding/json's
+// field matching.
+func TestMember(t *testing.T) {
+	for _, tc := range []struct {
+		frame, want string
+		ok          bool
+	}{
+		{`{"type":"m","content":{"a":[1,{"content":2}]}}`, `{"a":[1,{"content":2}]}`, true},
+		{`{"type":"m"}`, ``, true},
+		{`{"Content":1,"content":2}`, `2`, true},
+		{`{"CONTENT":"x"}`, `"x"`, true},
+		{`{"content":null}`, `null`, true},
+		{`{"conten\u0074":1}`, ``, false},
+		{`[1]`, ``, false},
+	} {
+		v, ok := Envelope{Raw: []byte(tc.frame)}.Member("content")
+		if string(v) != tc.want || ok != tc.ok {
+			t.Errorf("Member(%s) = %s, %v; want %s, %v", tc.frame, v, ok, tc.want, tc.ok)
 		}
 	}
 }

@@ -1,6 +1,10 @@
 package protocol
 
-import "unicode/utf8"
+import (
+	"bytes"
+	"encoding/json"
+	"unicode/utf8"
+)
 
 // scanMaxDepth bounds the nesting the fast scanner follows; deeper frames
 // (legal JSON up to encoding/json's 10,000 levels) take the reference path.
@@ -300,4 +304,61 @@ func (s *scanner) digits() bool {
 		s.i++
 	}
 	return s.i > start
+}
+
+// Member returns the raw value of the top-level member name (a lower-case
+// ASCII word) of e.Raw, matched as encoding/json matches a struct field:
+// ignoring ASCII case, the last of duplicates winning. ok is false when the
+// frame has a key with escapes in it, or is not an object: the caller then
+// decodes with encoding/json.
+func (e Envelope) Member(name string) (v json.RawMessage, ok bool) {
+	s := scanner{b: e.Raw}
+	s.ws()
+	if !s.eat('{') {
+		return nil, false
+	}
+	s.ws()
+	if s.eat('}') {
+		return nil, true
+	}
+	for {
+		s.ws()
+		ks, ke, plain := s.str()
+		if ke < 0 || !plain {
+			return nil, false
+		}
+		s.ws()
+		if !s.eat(':') {
+			return nil, false
+		}
+		s.ws()
+		vs := s.i
+		if !s.value(1) {
+			return nil, false
+		}
+		if foldEq(e.Raw[ks:ke], name) {
+			v = e.Raw[vs:s.i]
+		}
+		s.ws()
+		if s.eat('}') {
+			return v, true
+		}
+		if !s.eat(',') {
+			return nil, false
+		}
+	}
+}
+
+// appendRaw appends a raw JSON value compacted, as json.Marshal writes a
+// json.RawMessage (except that <, > and & are not escaped: Tether's JSON is
+// never embedded in HTML). v must be valid JSON.
+func appendRaw(b []byte, v json.RawMessage) []byte {
+	if bytes.IndexAny(v, " \t\r\n") < 0 {
+		return append(b, v...)
+	}
+	buf := bytes.NewBuffer(b)
+	if err := json.Compact(buf, v); err != nil {
+		return append(b, "null"...)
+	}
+	return buf.Bytes()
 }
