@@ -127,7 +127,8 @@ type Hub struct {
 	mu   sync.RWMutex
 	subs map[string]map[Subscriber]struct{}
 
-	cc jetstream.ConsumeContext
+	cons jetstream.Consumer
+	cc   jetstream.ConsumeContext
 }
 
 // NewHub creates or updates the message stream and starts following it.
@@ -157,6 +158,7 @@ func NewHub(ctx context.Context, bb *backbone.Backbone, cfg HubConfig) (*Hub, er
 	if err != nil {
 		return nil, fmt.Errorf("follow stream %s: %w", StreamName, err)
 	}
+	h.cons = cons
 	h.cc, err = cons.Consume(h.dispatch, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
 			cfg.Logger.Warn("channel consumer", "err", err)
@@ -173,6 +175,17 @@ func (h *Hub) Close() {
 	if h.cc != nil {
 		h.cc.Stop()
 		<-h.cc.Closed()
+	}
+	// The library leaves a stopped ordered consumer on the server for its
+	// inactivity threshold; on a shared cluster every restart would leave
+	// one behind.
+	if h.cons == nil {
+		return
+	}
+	if info := h.cons.CachedInfo(); info != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = h.js.DeleteConsumer(ctx, StreamName, info.Name)
 	}
 }
 

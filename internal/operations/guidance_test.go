@@ -2,6 +2,7 @@ package operations_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-dev/tether/internal/operations"
 	"github.com/tether-dev/tether/internal/testkit"
 )
 
@@ -699,4 +701,54 @@ func TestRetentionNotRecovered(t *testing.T) {
 		c.Send(map[string]any{"type": "ping", "id": "end"})
 		c.Expect("pong")
 	}
+}
+
+// Watchers that leave take their JetStream consumers with them: the
+// library's ordered consumers otherwise linger on the server for five
+// minutes each, and a busy operation's watchers coming and going piled up
+// hundreds of them (the bench's operation fan-out grew to 1.4 GiB).
+func TestWatchersLeaveNoConsumers(t *testing.T) {
+	n := startNode(t)
+	consumers := func() int {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		st, err := n.Backbone.JS.Stream(ctx, operations.StreamName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Consumers
+	}
+	before := consumers()
+	dir, open := gate(t)
+	owner := guidance(t, n, "alice")
+	start(t, owner, "leave-1", "tests", "gated", dir)
+	var ws []*testkit.Client
+	for i := range 5 {
+		w := guidance(t, n, fmt.Sprintf("admin-%d", i), "admin")
+		w.Send(map[string]any{"type": "subscribe_operation", "operation_id": "leave-1"})
+		w.Expect("operation_subscribed")
+		ws = append(ws, w)
+	}
+	// One leaves while the operation runs, by unsubscribing; the others
+	// by closing their connections, and the owner after the end.
+	ws[0].Send(map[string]any{"type": "unsubscribe_operation", "operation_id": "leave-1"})
+	for ws[0].Read()["type"] != "operation_unsubscribed" {
+	}
+	for _, w := range ws[1:3] {
+		closeClient(w)
+	}
+	open("go1")
+	open("go2")
+	for _, w := range ws[3:] {
+		for w.Read()["type"] != tCompleted {
+		}
+		closeClient(w)
+	}
+	closeClient(ws[0])
+	closeClient(owner)
+	testkit.Eventually(t, "consumers deleted", func() bool { return consumers() == before })
 }
