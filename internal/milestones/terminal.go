@@ -218,6 +218,12 @@ func (t *termSession) send(c *conn.Conn, typ string, data []byte, end int64, sta
 func (t *termSession) Handle(c *conn.Conn, env protocol.Envelope) {
 	switch env.Type {
 	case protocol.TypeInput:
+		// Every keystroke comes this way: decode its data directly when
+		// it is a plain JSON string, as it nearly always is.
+		if data, ok := env.StringMember("data"); ok {
+			t.input(c, env.ID, data)
+			return
+		}
 		var req protocol.InputRequest
 		if err := env.Into(&req); err != nil {
 			t.reqError(c, env, err)

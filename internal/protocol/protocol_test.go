@@ -252,3 +252,42 @@ func TestMember(t *testing.T) {
 		}
 	}
 }
+
+// FuzzStringMember checks the string member decoder against encoding/json
+// on frames built around arbitrary string tokens.
+func FuzzStringMember(f *testing.F) {
+	for _, s := range []string{`"a"`, `"\r"`, `"\u001b[A"`, `"\ud83d\ude00"`, `"\ud83d"`, `"\ude00x"`, `"caf\u00e9 \"q\" \\ \/"`, "\"\xff\"", `"\u00"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, tok []byte) {
+		frame := append(append([]byte(`{"type":"input","data":`), tok...), '}')
+		var want struct {
+			Data *string `json:"data"`
+		}
+		refErr := json.Unmarshal(frame, &want)
+		got, ok := Envelope{Raw: frame}.StringMember("data")
+		if !ok {
+			return
+		}
+		if refErr != nil || want.Data == nil {
+			t.Fatalf("%q: decoded %q, encoding/json: %v", frame, got, refErr)
+		}
+		if string(got) != *want.Data {
+			t.Fatalf("%q: got %q, want %q", frame, got, *want.Data)
+		}
+	})
+}
+
+func TestStringMemberFastPaths(t *testing.T) {
+	for frame, want := range map[string]string{
+		`{"type":"input","data":"ls -l"}`:                  "ls -l",
+		`{"type":"input","data":"\r"}`:                     "\r",
+		`{"type":"input","data":"\u001b[A"}`:               "\x1b[A",
+		`{"type":"input","data":"\ud83d\ude00 caf\u00e9"}`: "\U0001F600 caf\u00e9",
+	} {
+		got, ok := Envelope{Raw: []byte(frame)}.StringMember("data")
+		if !ok || string(got) != want {
+			t.Errorf("StringMember(%s) = %q, %v; want %q", frame, got, ok, want)
+		}
+	}
+}

@@ -319,7 +319,8 @@ func (e Envelope) Member(name string) (v json.RawMessage, ok bool) {
 	}
 	s.ws()
 	if s.eat('}') {
-		return nil, true
+		s.ws()
+		return nil, s.i == len(e.Raw)
 	}
 	for {
 		s.ws()
@@ -341,7 +342,8 @@ func (e Envelope) Member(name string) (v json.RawMessage, ok bool) {
 		}
 		s.ws()
 		if s.eat('}') {
-			return v, true
+			s.ws()
+			return v, s.i == len(e.Raw)
 		}
 		if !s.eat(',') {
 			return nil, false
@@ -361,4 +363,100 @@ func appendRaw(b []byte, v json.RawMessage) []byte {
 		return append(b, "null"...)
 	}
 	return buf.Bytes()
+}
+
+// StringMember returns the top-level string member name of e.Raw decoded,
+// when Member finds it and unquote can decode it; ok false means "decode
+// with encoding/json" (also for a member that is absent or not a string).
+// Terminal input takes this path for every keystroke.
+func (e Envelope) StringMember(name string) (s []byte, ok bool) {
+	v, ok := e.Member(name)
+	if !ok || len(v) < 2 || v[0] != '"' {
+		return nil, false
+	}
+	return unquote(v[1 : len(v)-1])
+}
+
+// unquote decodes the contents of a valid JSON string token. It reports
+// false where encoding/json would substitute U+FFFD (invalid UTF-8, lone
+// surrogates), leaving those to it.
+func unquote(v []byte) ([]byte, bool) {
+	i := bytes.IndexByte(v, '\\')
+	if i < 0 {
+		return v, utf8.Valid(v)
+	}
+	out := make([]byte, 0, len(v))
+	for {
+		out = append(out, v[:i]...)
+		v = v[i:]
+		if len(v) < 2 {
+			return nil, false
+		}
+		switch c := v[1]; c {
+		case '"', '\\', '/':
+			out = append(out, c)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, ok := hex4(v[2:])
+			if !ok {
+				return nil, false
+			}
+			n := 6
+			if 0xD800 <= r && r < 0xDC00 {
+				// A high surrogate must be followed by a low one.
+				if len(v) < 12 || v[6] != '\\' || v[7] != 'u' {
+					return nil, false
+				}
+				lo, ok := hex4(v[8:])
+				if !ok || lo < 0xDC00 || lo >= 0xE000 {
+					return nil, false
+				}
+				r, n = 0x10000+(r-0xD800)<<10+(lo-0xDC00), 12
+			} else if 0xDC00 <= r && r < 0xE000 {
+				return nil, false
+			}
+			out = utf8.AppendRune(out, r)
+			v = v[n:]
+			goto next
+		default:
+			return nil, false
+		}
+		v = v[2:]
+	next:
+		if i = bytes.IndexByte(v, '\\'); i < 0 {
+			out = append(out, v...)
+			return out, utf8.Valid(out)
+		}
+	}
+}
+
+// hex4 decodes four hex digits at the start of b.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
 }
