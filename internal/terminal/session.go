@@ -367,10 +367,12 @@ func (s *Session) drainNow(buf []byte) {
 
 func (s *Session) consume(p []byte) {
 	s.readBytes.Add(int64(len(p)))
-	s.out.ingest(p)
+	// Clients are woken last: a woken pump runs when this goroutine goes
+	// back to the PTY, so anything done after the wake delays every echo.
 	if s.rec != nil {
 		s.rec.output(p)
 	}
+	s.out.ingest(p)
 }
 
 // writeLoop is the single writer of input to the PTY, so concurrent Writes
