@@ -385,7 +385,7 @@ func terminalEcho(ctx context.Context, e *env) ([]Result, error) {
 		return nil, err
 	}
 	count := e.opts.Count
-	limit := 30*time.Second + time.Duration(count)*5*time.Millisecond
+	limit := 30*time.Second + time.Duration(count)*10*time.Millisecond
 	specs := []spec{{"p50", "µs"}, {"p99", "µs"}, {"p999", "µs"}, {"mean", "µs"}}
 	summarize := func(lat []float64) sample {
 		slices.Sort(lat)
@@ -395,86 +395,92 @@ func terminalEcho(ctx context.Context, e *env) ([]Result, error) {
 		}
 		return sample{"p50": percentile(lat, 50), "p99": percentile(lat, 99), "p999": percentile(lat, 99.9), "mean": sum / float64(len(lat))}
 	}
-	base := func(ctx context.Context, _ int) (sample, error) {
+	// Each round types on a bare PTY and through Tether in alternation, one
+	// keystroke each: on this kind of machine a wait costs whatever the
+	// idle CPUs take to wake, which drifts by several times from one
+	// second to the next, and keystroke-level pairing gives both sides the
+	// same conditions. rounds() sees the pair as a baseline and a server
+	// sample.
+	paired := func(ctx context.Context, round int, fr string) (base, srv sample, err error) {
 		ctx, cancel := context.WithTimeout(ctx, limit)
 		defer cancel()
 		f, cmd, err := startPTY(ctx, echoScript)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		defer func() {
 			f.Close()
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 		}()
-		// A read deadline on the PTY bounds every wait below.
+		// A read deadline on the PTY bounds every wait on it.
 		if err := f.SetReadDeadline(time.Now().Add(limit)); err != nil {
-			return nil, fmt.Errorf("pty deadline: %w", err)
+			return nil, nil, fmt.Errorf("pty deadline: %w", err)
 		}
 		buf := make([]byte, 64)
 		if _, err := io.ReadFull(f, buf[:1]); err != nil || buf[0] != 'R' {
-			return nil, fmt.Errorf("pty: no ready mark (%q, %v)", buf[:1], err)
+			return nil, nil, fmt.Errorf("pty: no ready mark (%q, %v)", buf[:1], err)
 		}
+		url, del, err := e.milestone(ctx, "echo", round, echoScript)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer del()
+		c, err := dial(ctx, url, e.t.token, subprotocols(fr)...)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer c.CloseNow()
+		a := newAccountant(0)
+		if err := readUntil(ctx, c, a, 1); err != nil {
+			return nil, nil, fmt.Errorf("wait for the ready mark: %w", err)
+		}
+		bare := make([]float64, 0, count)
 		lat := make([]float64, 0, count)
 		for i := range count {
 			b := byte('a' + i%26)
 			t0 := time.Now()
 			if _, err := f.Write([]byte{b}); err != nil {
-				return nil, fmt.Errorf("pty write: %w", err)
+				return nil, nil, fmt.Errorf("pty write: %w", err)
 			}
 			if _, err := io.ReadFull(f, buf[:1]); err != nil {
-				return nil, fmt.Errorf("pty read: %w", err)
+				return nil, nil, fmt.Errorf("pty read: %w", err)
+			}
+			bare = append(bare, float64(time.Since(t0).Nanoseconds())/1e3)
+			if buf[0] != b {
+				return nil, nil, fmt.Errorf("pty echoed %q for %q", buf[0], b)
+			}
+
+			t0 = time.Now()
+			if fr == "binary" {
+				err = c.Write(ctx, websocket.MessageBinary, []byte{b})
+			} else {
+				err = c.Write(ctx, websocket.MessageText, []byte(`{"type":"input","data":"`+string(rune(b))+`"}`))
+			}
+			if err != nil {
+				return nil, nil, fmt.Errorf("send keystroke: %w", err)
+			}
+			if err := readUntil(ctx, c, a, int64(i)+2); err != nil {
+				return nil, nil, err
 			}
 			lat = append(lat, float64(time.Since(t0).Nanoseconds())/1e3)
-			if buf[0] != b {
-				return nil, fmt.Errorf("pty echoed %q for %q", buf[0], b)
+			if a.last != b {
+				return nil, nil, fmt.Errorf("echoed %q for %q", a.last, b)
 			}
 		}
-		return summarize(lat), nil
+		return summarize(bare), summarize(lat), nil
 	}
 	var out []Result
 	for _, fr := range framings {
-		srv := func(ctx context.Context, round int) (sample, error) {
-			ctx, cancel := context.WithTimeout(ctx, limit)
-			defer cancel()
-			url, del, err := e.milestone(ctx, "echo", round, echoScript)
-			if err != nil {
-				return nil, err
-			}
-			defer del()
-			c, err := dial(ctx, url, e.t.token, subprotocols(fr)...)
-			if err != nil {
-				return nil, err
-			}
-			defer c.CloseNow()
-			a := newAccountant(0)
-			if err := readUntil(ctx, c, a, 1); err != nil {
-				return nil, fmt.Errorf("wait for the ready mark: %w", err)
-			}
-			lat := make([]float64, 0, count)
-			for i := range count {
-				b := byte('a' + i%26)
-				t0 := time.Now()
-				if fr == "binary" {
-					err = c.Write(ctx, websocket.MessageBinary, []byte{b})
-				} else {
-					err = c.Write(ctx, websocket.MessageText, []byte(`{"type":"input","data":"`+string(rune(b))+`"}`))
-				}
-				if err != nil {
-					return nil, fmt.Errorf("send keystroke: %w", err)
-				}
-				if err := readUntil(ctx, c, a, int64(i)+2); err != nil {
-					return nil, err
-				}
-				lat = append(lat, float64(time.Since(t0).Nanoseconds())/1e3)
-				if a.last != b {
-					return nil, fmt.Errorf("echoed %q for %q", a.last, b)
-				}
-			}
-			return summarize(lat), nil
+		var srvSample sample
+		base := func(ctx context.Context, round int) (sample, error) {
+			b, s, err := paired(ctx, round, fr)
+			srvSample = s
+			return b, err
 		}
+		srv := func(context.Context, int) (sample, error) { return srvSample, nil }
 		r, err := e.rounds(ctx, "terminal-echo/"+fr, map[string]any{"count": count, "framing": fr}, specs, base, srv)
-		r.Notes = append(r.Notes, "baseline: one byte written to and read back from a bare PTY running the same raw cat")
+		r.Notes = append(r.Notes, "baseline: one byte written to and read back from a bare PTY running the same raw cat; bare and Tether keystrokes alternate one by one")
 		out = append(out, r)
 		if err != nil {
 			return out, err
