@@ -48,14 +48,30 @@ func BenchmarkDecodeInto(b *testing.B) {
 }
 
 // BenchmarkEncodeTerminalOutput is the JSON framing of one terminal output
-// chunk (the endpoint sends chunks of up to 64 KiB) as Conn.Send does it.
+// chunk (the endpoint sends chunks of up to 64 KiB): "append" as the
+// milestones endpoint writes live frames, "marshal" through encoding/json
+// as it did before (and still does for base64 frames of non-UTF-8 output).
 func BenchmarkEncodeTerminalOutput(b *testing.B) {
 	for _, size := range []int{64, 4 << 10, 64 << 10} {
 		// Base64 text with line breaks, as `cat` of a base64 file prints:
 		// the newlines must be escaped.
-		line := "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0\n"
+		line := "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0\r\n"
 		data := strings.Repeat(line, size/len(line)+1)[:size]
-		b.Run(byteSize(size), func(b *testing.B) {
+		raw := []byte(data)
+		b.Run("append/"+byteSize(size), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			off := int64(0)
+			for b.Loop() {
+				off += int64(size)
+				f := make([]byte, 0, len(raw)+len(raw)/8+80)
+				f = append(f, `{"type":"output","data":`...)
+				f = AppendString(f, raw)
+				f = append(f, `,"offset":`...)
+				_ = append(strconv.AppendInt(f, off, 10), '}')
+			}
+		})
+		b.Run("marshal/"+byteSize(size), func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(size))
 			off := int64(0)
