@@ -62,6 +62,12 @@ func resumeOperation(ctx context.Context, e *env) (Result, error) {
 			if err := sendJSON(ctx, g, map[string]any{"type": "subscribe_operation", "id": 1, "operation_id": id, "after_seq": after}); err != nil {
 				return nil, err
 			}
+			// The live event is produced once the subscription is
+			// confirmed, so it is live in both rounds (sent earlier, it
+			// raced the subscription and could end up in the history).
+			if _, err := awaitType(ctx, g, "operation_subscribed", id); err != nil {
+				return nil, err
+			}
 			if err := aw.send(ctx, map[string]any{"type": "log", "operation_id": id, "message": "live"}); err != nil {
 				return nil, err
 			}

@@ -3,6 +3,8 @@ package operations_test
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -68,4 +70,46 @@ func BenchmarkFanout(b *testing.B) {
 			_ = owner.C.CloseNow()
 		})
 	}
+}
+
+// BenchmarkReplay is a watcher catching up on an operation's history: one
+// op is a reconnect that replays every stored event (the resume scenario
+// of `tether bench`, which misses 10,000). Log events: progress would be
+// coalesced for a lagging watcher.
+func BenchmarkReplay(b *testing.B) {
+	const events = 2000
+	cfg := opsConfig(b)
+	cfg.OperationEventRate = 0
+	n := testkit.Start(b, cfg, nil)
+	w := workerConn(b, n, "bench", "work")
+	owner := guidance(b, n, "alice")
+	id := "replay-op"
+	start(b, owner, id, "bench", "work", nil)
+	w.Expect("run")
+	for k := range events {
+		w.Send(map[string]any{"type": "log", "operation_id": id, "message": "step " + strconv.Itoa(k)})
+	}
+	w.Send(map[string]any{"type": "completed", "operation_id": id})
+	waitStatus(b, n, "alice", id, "completed")
+	b.ResetTimer()
+	for b.Loop() {
+		c := guidance(b, n, "alice")
+		c.Send(map[string]any{"type": "subscribe_operation", "operation_id": id, "after_seq": 0})
+		k := 0
+		for {
+			_, data, err := c.ReadRaw()
+			if err != nil {
+				b.Fatal(err)
+			}
+			k++
+			if strings.Contains(string(data), `"operation_completed"`) {
+				break
+			}
+		}
+		if k < events {
+			b.Fatalf("replayed %d frames, want at least %d", k, events)
+		}
+		closeClient(c)
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/events, "µs/event")
 }
