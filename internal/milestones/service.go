@@ -57,6 +57,7 @@ type Service struct {
 	relays  map[string]*hostRelay                 // clients of other nodes attached here
 	remotes map[string]map[*remoteSource]struct{} // by host node: clients here of terminals elsewhere
 	wg      sync.WaitGroup                        // session watchers, relay pumps
+	ended   endedTotals                           // counters of sessions no longer in live
 }
 
 // live is a running session on this node and the connections attached.
@@ -258,9 +259,13 @@ func (s *Service) watch(l *live) {
 	}); err != nil && !errors.Is(err, ErrNotFound) {
 		s.log.Error("record milestone end", "milestone", l.id, "err", err)
 	}
+	final := l.sess.Stats()
 	s.mu.Lock()
 	if s.live[l.id] == l {
 		delete(s.live, l.id)
+		s.ended.output += final.OutputBytes
+		s.ended.input += final.InputBytes
+		s.ended.skips += final.Skips
 	}
 	s.mu.Unlock()
 	close(l.ended)

@@ -125,6 +125,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (n *Node, er
 	if n.Ops, err = newOperations(ctx, cfg, n.Backbone, log); err != nil {
 		return nil, err
 	}
+	n.Metrics.Registry.MustRegister(n.Ops.Collectors()...)
+	n.Metrics.Registry.MustRegister(n.Milestones.Collector())
 	if n.Cluster, err = cluster.Join(ctx, n.Backbone, cluster.Node{Name: cfg.NodeName, Addr: cfg.Addr}, cfg.ClusterHeartbeat, log.With("component", "cluster")); err != nil {
 		return nil, err
 	}

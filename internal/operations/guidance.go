@@ -157,7 +157,7 @@ func (g *guidance) watch(id string, p *plan) {
 
 	high, low := max(g.svc.cfg.SendQueue/2, 1), max(g.svc.cfg.SendQueue/4, 1)
 	go func() {
-		defer g.svc.watchers.Done()
+		defer g.svc.doneWatcher()
 		defer func() {
 			cancel()
 			g.mu.Lock()

@@ -116,6 +116,7 @@ func (o *operation) publishLocked(ctx context.Context, typ string, seqField *uin
 	}
 	o.seq = *seqField
 	o.rec.LastSeq = o.seq
+	o.svc.m.events.WithLabelValues(typ).Inc()
 	return sseq, nil
 }
 
@@ -264,6 +265,7 @@ func (o *operation) finish(status, code, message string, result json.RawMessage)
 	}
 	onEnd := o.onEnd
 	o.mu.Unlock()
+	o.svc.m.finished.WithLabelValues(o.rec.AgentID, status).Inc()
 	if onEnd != nil {
 		onEnd()
 	}

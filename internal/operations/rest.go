@@ -250,7 +250,7 @@ func (s *Service) restEvents(a *httpapi.Authenticator) http.HandlerFunc {
 		if !s.addWatcher() {
 			return
 		}
-		defer s.watchers.Done()
+		defer s.doneWatcher()
 		// A comment now and then keeps proxies from closing a quiet stream.
 		keepAlive := time.NewTicker(sseKeepAlive)
 		defer keepAlive.Stop()

@@ -108,6 +108,7 @@ type Service struct {
 
 	runs     sync.WaitGroup // command agent processes
 	watchers sync.WaitGroup // watcher goroutines
+	m        *opMetrics
 	ctx      context.Context
 	cancel   context.CancelFunc
 }
@@ -142,7 +143,7 @@ func New(ctx context.Context, bb *backbone.Backbone, cfg Config) (*Service, erro
 		cfg: cfg, log: cfg.Logger, nc: bb.NC, store: st, commands: map[string]agents.CommandAgent{},
 		local: map[string]*operation{}, perUser: map[string]int{}, perType: map[string]int{},
 		workers: map[string][]*worker{}, runSubs: map[string]*nats.Subscription{},
-		ctx: bg, cancel: cancel,
+		ctx: bg, cancel: cancel, m: newOpMetrics(),
 	}
 	for _, a := range cfg.Agents {
 		s.commands[a.ID] = a
@@ -235,7 +236,14 @@ func (s *Service) addWatcher() bool {
 		return false
 	}
 	s.watchers.Add(1)
+	s.m.watching.Add(1)
 	return true
+}
+
+// doneWatcher ends what addWatcher counted.
+func (s *Service) doneWatcher() {
+	s.m.watching.Add(-1)
+	s.watchers.Done()
 }
 
 // Started is a successfully started operation.
@@ -348,6 +356,7 @@ func (s *Service) releaseSlot(owner, typeKey string) {
 func (s *Service) track(o *operation) {
 	s.mu.Lock()
 	s.local[o.rec.OperationID] = o
+	s.m.started.WithLabelValues(o.rec.AgentID).Inc()
 	s.mu.Unlock()
 }
 
