@@ -69,13 +69,17 @@ func (s *Service) Routes(mux *http.ServeMux, a *httpapi.Authenticator) {
 			httpapi.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
 			return
 		}
-		_ = os.Remove(s.RecordingPath(m.ID))
+		s.deleteRecording(ctx, m)
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	mux.HandleFunc("GET /api/milestones/{id}/recording", s.withMilestone(a, func(w http.ResponseWriter, r *http.Request, m *Milestone, _ *auth.Claims) {
+		if m.Node != "" && m.Node != s.cfg.Node {
+			s.serveRemoteRecording(w, r, m)
+			return
+		}
 		f, err := os.Open(s.RecordingPath(m.ID))
 		if err != nil {
-			httpapi.WriteError(w, http.StatusNotFound, protocol.CodeNotFound, "no recording for this milestone on this node")
+			httpapi.WriteError(w, http.StatusNotFound, protocol.CodeNotFound, "no recording for this milestone")
 			return
 		}
 		defer f.Close()

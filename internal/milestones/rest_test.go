@@ -2,10 +2,14 @@ package milestones_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -187,5 +191,88 @@ func TestDetachTimeout(t *testing.T) {
 	}
 	if n.Milestones.Session("kept") == nil {
 		t.Fatal("the attached session ended too")
+	}
+}
+
+// A recording is served and deleted through any node of a cluster: the
+// node that did not run the program fetches it from the one that did.
+func TestRecordingFromAnotherNode(t *testing.T) {
+	cfgA := testkit.Config(t)
+	cfgA.NodeName = "node-a"
+	cfgA.NATSListen = "127.0.0.1:0"
+	a := testkit.Start(t, cfgA, nil)
+	cfgB := testkit.Config(t)
+	cfgB.NodeName = "node-b"
+	cfgB.NATSURL = a.Backbone.ClientURL()
+	b := testkit.Start(t, cfgB, nil)
+
+	// More than one chunk of recording (seq prints ~340 KB).
+	create(t, a, "far", []string{"seq", "1", "60000"})
+	if status, body := testkit.PostJSON(t, a.HTTP+"/api/milestones/far/start", admin(t), nil); status != http.StatusOK {
+		t.Fatalf("start: %d %v", status, body)
+	}
+	testkit.Eventually(t, "finished", func() bool {
+		_, m := testkit.Do(t, http.MethodGet, b.HTTP+"/api/milestones/far", alice(t), nil)
+		return m["status"] == "finished" && m["node"] == "node-a"
+	})
+	get := func(n *testkit.Node, id string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, n.HTTP+"/api/milestones/"+id+"/recording", nil)
+		req.Header.Set("Authorization", "Bearer "+alice(t))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, body
+	}
+	respA, local := get(a, "far")
+	respB, relayed := get(b, "far")
+	if respA.StatusCode != 200 || respB.StatusCode != 200 || len(local) < 300<<10 {
+		t.Fatalf("statuses %d, %d; %d bytes", respA.StatusCode, respB.StatusCode, len(local))
+	}
+	if !bytes.Equal(local, relayed) {
+		t.Fatalf("relayed recording differs: %d bytes, local %d", len(relayed), len(local))
+	}
+	if ct, cl := respB.Header.Get("Content-Type"), respB.Header.Get("Content-Length"); ct != "application/x-asciicast" || cl != strconv.Itoa(len(local)) {
+		t.Fatalf("relayed headers: %q, %q", ct, cl)
+	}
+
+	// Deleting through node B removes the file on node A.
+	if status, _ := testkit.Do(t, http.MethodDelete, b.HTTP+"/api/milestones/far", admin(t), nil); status != http.StatusNoContent {
+		t.Fatalf("delete: %d", status)
+	}
+	if _, err := os.Stat(a.Milestones.RecordingPath("far")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("recording still on node A: %v", err)
+	}
+
+	// A milestone whose node is gone: 503 node_down, not a silent 404.
+	create(t, a, "ghost", []string{"true"})
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
+	defer cancel()
+	st, err := milestones.OpenStore(ctx, a.Backbone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Update(ctx, "ghost", func(m *milestones.Milestone) bool {
+		m.Status, m.Node = milestones.StatusFinished, "node-gone"
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := get(b, "ghost")
+	var e map[string]any
+	_ = json.Unmarshal(body, &e)
+	if resp.StatusCode != http.StatusServiceUnavailable || e["error"] != "node_down" {
+		t.Fatalf("recording on a gone node: %d %s", resp.StatusCode, body)
+	}
+	// And a node that has none says so.
+	create(t, b, "never", []string{"true"})
+	if status, e := testkit.Do(t, http.MethodGet, a.HTTP+"/api/milestones/never/recording", alice(t), nil); status != http.StatusNotFound || e["error"] != "not_found" {
+		t.Fatalf("no recording: %d %v", status, e)
 	}
 }

@@ -356,7 +356,10 @@ class TerminalPane {
     try {
       cast = await (await download(this.s.token, `/api/milestones/${encodeURIComponent(this.id)}/recording`)).text();
     } catch (e) {
-      if (!unauthorized(e)) this.term.write("\x1b[2mThis milestone has finished and has no recording on this node.\x1b[0m\r\n");
+      if (!unauthorized(e)) {
+        const why = e instanceof Error ? ` (${e.message})` : "";
+        this.term.write(`\x1b[2mThis milestone has finished; its recording cannot be shown${why}.\x1b[0m\r\n`);
+      }
       return;
     }
     let out = "";
