@@ -71,8 +71,8 @@ type NATSCluster struct {
 	servers []*server.Server
 }
 
-func startNATSCluster(t *testing.T) *NATSCluster {
-	t.Helper()
+// tryNATSCluster starts three clustered servers on ports picked free.
+func tryNATSCluster(t *testing.T) (*NATSCluster, error) {
 	const size = 3
 	client, route := make([]int, size), make([]int, size)
 	var routes []string
@@ -90,17 +90,42 @@ func startNATSCluster(t *testing.T) *NATSCluster {
 			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
 		}
 		srv, err := server.NewServer(opts)
+		if err == nil {
+			go srv.Start()
+			nc.servers = append(nc.servers, srv)
+			if !srv.ReadyForConnections(10 * time.Second) {
+				err = fmt.Errorf("nats %d not ready on ports %d/%d", i, client[i], route[i])
+			}
+		}
 		if err != nil {
-			t.Fatal(err)
+			for _, s := range nc.servers {
+				s.Shutdown()
+				s.WaitForShutdown()
+			}
+			return nil, err
 		}
-		go srv.Start()
-		if !srv.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("nats %d not ready", i)
-		}
-		nc.servers = append(nc.servers, srv)
 		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", client[i]))
 	}
 	nc.URL = strings.Join(urls, ",")
+	return nc, nil
+}
+
+func startNATSCluster(t *testing.T) *NATSCluster {
+	t.Helper()
+	// The ports are picked free before the servers bind them (every server
+	// must know its routes up front), so another process can take one in
+	// between; a server that cannot listen never becomes ready, and the
+	// whole cluster is tried again on fresh ports.
+	var nc *NATSCluster
+	for attempt := 1; nc == nil; attempt++ {
+		var err error
+		if nc, err = tryNATSCluster(t); err != nil {
+			if attempt == 3 {
+				t.Fatal(err)
+			}
+			t.Logf("%v; retrying on other ports", err)
+		}
+	}
 	t.Cleanup(func() {
 		for _, s := range nc.servers {
 			s.Shutdown()
