@@ -67,6 +67,19 @@ func TestScenarios(t *testing.T) {
 			t.Errorf("table lacks %s", name)
 		}
 	}
+	// The echo floor is the bare PTY and the bare WebSocket keystroke by
+	// keystroke, so its median is at least the median of either.
+	for _, name := range []string{"terminal-echo/json", "terminal-echo/binary"} {
+		base := map[string]float64{}
+		for _, m := range got[name].Metrics {
+			if m.Baseline != nil {
+				base[m.Name] = m.Baseline.Median
+			}
+		}
+		if base["ws_p50"] <= 0 || base["floor_p50"] < base["ws_p50"] || base["floor_p50"] < base["p50"] {
+			t.Errorf("%s: floor p50 %.1f µs, bare WebSocket p50 %.1f µs, bare PTY p50 %.1f µs", name, base["floor_p50"], base["ws_p50"], base["p50"])
+		}
+	}
 }
 
 func TestRefusesBadArguments(t *testing.T) {

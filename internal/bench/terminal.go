@@ -386,7 +386,7 @@ func terminalEcho(ctx context.Context, e *env) ([]Result, error) {
 	}
 	count := e.opts.Count
 	limit := 30*time.Second + time.Duration(count)*10*time.Millisecond
-	specs := []spec{{"p50", "µs"}, {"p99", "µs"}, {"p999", "µs"}, {"mean", "µs"}}
+	specs := []spec{{"p50", "µs"}, {"p99", "µs"}, {"p999", "µs"}, {"mean", "µs"}, {"ws_p50", "µs"}, {"floor_p50", "µs"}, {"floor_p99", "µs"}}
 	summarize := func(lat []float64) sample {
 		slices.Sort(lat)
 		var sum float64
@@ -395,12 +395,25 @@ func terminalEcho(ctx context.Context, e *env) ([]Result, error) {
 		}
 		return sample{"p50": percentile(lat, 50), "p99": percentile(lat, 99), "p999": percentile(lat, 99.9), "mean": sum / float64(len(lat))}
 	}
-	// Each round types on a bare PTY and through Tether in alternation, one
-	// keystroke each: on this kind of machine a wait costs whatever the
-	// idle CPUs take to wake, which drifts by several times from one
-	// second to the next, and keystroke-level pairing gives both sides the
-	// same conditions. rounds() sees the pair as a baseline and a server
-	// sample.
+	// A bare WebSocket echo (gws, in this process, no protocol) gives the
+	// other half of the floor: a gateway's keystroke is at least a PTY
+	// echo plus a WebSocket round trip, and "floor" is their sum, taken
+	// keystroke by keystroke.
+	bare, err := startBare(false)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := bare.close(); err != nil {
+			e.logf("terminal-echo: %v", err)
+		}
+	}()
+	// Each round types on a bare PTY, on the bare WebSocket and through
+	// Tether in turn, one keystroke each: on this kind of machine a wait
+	// costs whatever the idle CPUs take to wake, which drifts by several
+	// times from one second to the next, and keystroke-level interleaving
+	// gives every path the same conditions. rounds() sees them as a
+	// baseline and a server sample.
 	paired := func(ctx context.Context, round int, fr string) (base, srv sample, err error) {
 		ctx, cancel := context.WithTimeout(ctx, limit)
 		defer cancel()
@@ -435,7 +448,14 @@ func terminalEcho(ctx context.Context, e *env) ([]Result, error) {
 		if err := readUntil(ctx, c, a, 1); err != nil {
 			return nil, nil, fmt.Errorf("wait for the ready mark: %w", err)
 		}
-		bare := make([]float64, 0, count)
+		wc, err := dial(ctx, bare.url, "")
+		if err != nil {
+			return nil, nil, err
+		}
+		defer wc.CloseNow()
+		ptyLat := make([]float64, 0, count)
+		wsLat := make([]float64, 0, count)
+		floor := make([]float64, 0, count)
 		lat := make([]float64, 0, count)
 		for i := range count {
 			b := byte('a' + i%26)
@@ -446,10 +466,20 @@ func terminalEcho(ctx context.Context, e *env) ([]Result, error) {
 			if _, err := io.ReadFull(f, buf[:1]); err != nil {
 				return nil, nil, fmt.Errorf("pty read: %w", err)
 			}
-			bare = append(bare, float64(time.Since(t0).Nanoseconds())/1e3)
+			ptyLat = append(ptyLat, float64(time.Since(t0).Nanoseconds())/1e3)
 			if buf[0] != b {
 				return nil, nil, fmt.Errorf("pty echoed %q for %q", buf[0], b)
 			}
+
+			t0 = time.Now()
+			if err := wc.Write(ctx, websocket.MessageBinary, []byte{b}); err != nil {
+				return nil, nil, fmt.Errorf("bare websocket write: %w", err)
+			}
+			if _, m, err := wc.Read(ctx); err != nil || len(m) != 1 || m[0] != b {
+				return nil, nil, fmt.Errorf("bare websocket echoed %q for %q: %v", m, b, err)
+			}
+			wsLat = append(wsLat, float64(time.Since(t0).Nanoseconds())/1e3)
+			floor = append(floor, ptyLat[i]+wsLat[i])
 
 			t0 = time.Now()
 			if fr == "binary" {
@@ -468,7 +498,12 @@ func terminalEcho(ctx context.Context, e *env) ([]Result, error) {
 				return nil, nil, fmt.Errorf("echoed %q for %q", a.last, b)
 			}
 		}
-		return summarize(bare), summarize(lat), nil
+		base = summarize(ptyLat)
+		slices.Sort(wsLat)
+		slices.Sort(floor)
+		base["ws_p50"] = percentile(wsLat, 50)
+		base["floor_p50"], base["floor_p99"] = percentile(floor, 50), percentile(floor, 99)
+		return base, summarize(lat), nil
 	}
 	var out []Result
 	for _, fr := range framings {
@@ -480,7 +515,7 @@ func terminalEcho(ctx context.Context, e *env) ([]Result, error) {
 		}
 		srv := func(context.Context, int) (sample, error) { return srvSample, nil }
 		r, err := e.rounds(ctx, "terminal-echo/"+fr, map[string]any{"count": count, "framing": fr}, specs, base, srv)
-		r.Notes = append(r.Notes, "baseline: one byte written to and read back from a bare PTY running the same raw cat; bare and Tether keystrokes alternate one by one")
+		r.Notes = append(r.Notes, "baseline: one byte written to and read back from a bare PTY running the same raw cat; ws: one byte echoed by a bare gws server in this process; floor: PTY + ws, keystroke by keystroke; the three paths and Tether alternate one keystroke each")
 		out = append(out, r)
 		if err != nil {
 			return out, err
