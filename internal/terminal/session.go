@@ -500,7 +500,34 @@ func (s *Session) Write(p []byte) error {
 		return ErrDone
 	default:
 	}
-	return s.input.push(p)
+	var direct func([]byte) int
+	if len(p) <= inputChunk {
+		direct = s.writeNow
+	}
+	return s.input.push(p, direct)
+}
+
+// writeNow writes what the PTY takes of p at once, never waiting.
+func (s *Session) writeNow(p []byte) int {
+	rc, err := s.ptmx.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	_ = rc.Write(func(fd uintptr) bool {
+		for {
+			m, err := unix.Write(int(fd), p)
+			if err == unix.EINTR {
+				continue
+			}
+			if m > 0 {
+				n = m
+			}
+			return true
+		}
+	})
+	s.inputBytes.Add(int64(n))
+	return n
 }
 
 // Resize sets the terminal size; the kernel sends SIGWINCH to the foreground

@@ -587,3 +587,88 @@ func TestCloseEndsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestKeystrokesAfterPasteKeepOrder(t *testing.T) {
+	// Keystrokes are written directly when nothing is queued; typed while a
+	// paste is still going to the PTY, they must wait for all of it. The
+	// program starts reading only once the paste fills the terminal, so
+	// the keystrokes are typed while the writer is in the middle of it.
+	start := filepath.Join(t.TempDir(), "start")
+	s := startSession(t, Options{Argv: shell(`stty raw -echo && printf READY && while [ ! -e "$1" ]; do sleep 0.01; done && exec cat`, start)})
+	col := newCollector(t, attach(t, s, 0), 0)
+	readUntil(t, col, contains("READY"), 10*time.Second)
+	paste := bytes.Repeat([]byte("0123456789abcdef"), 128<<10/16)
+	want := append([]byte("READY"), paste...)
+	if err := s.Write(paste); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 10*time.Second, "the paste to start", func() bool { return s.Stats().InputBytes > 0 })
+	if err := os.WriteFile(start, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2000 {
+		k := []byte{byte('A' + i%26)}
+		want = append(want, k...)
+		if err := s.Write(k); err != nil {
+			t.Fatalf("keystroke %d: %v", i, err)
+		}
+	}
+	readUntil(t, col, func(b []byte) bool { return len(b) >= len(want) }, 20*time.Second)
+	if !bytes.Equal(col.data, want) {
+		n := firstDiff(col.data, want)
+		t.Fatalf("output differs from byte %d: got %q, want %q", n, tail(col.data[n:]), tail(want[n:]))
+	}
+}
+
+func TestConcurrentWritersNeverInterleave(t *testing.T) {
+	// Several clients typing at once: each write arrives whole, and each
+	// client's writes in the order it made them.
+	s := startSession(t, Options{Argv: rawCat})
+	col := newCollector(t, attach(t, s, 0), 0)
+	readUntil(t, col, contains("READY"), 10*time.Second)
+	const writers, each = 4, 300
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				msg := fmt.Appendf(nil, "w%d-%03d;", w, i)
+				for {
+					err := s.Write(msg)
+					if errors.Is(err, ErrInputBusy) {
+						runtime.Gosched()
+						continue
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+					break
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	total := 5 + writers*each*len("w0-000;")
+	readUntil(t, col, func(b []byte) bool { return len(b) >= total }, 20*time.Second)
+	next := make([]int, writers)
+	for _, tok := range strings.Split(strings.TrimSuffix(string(col.data[5:]), ";"), ";") {
+		var w, i int
+		if _, err := fmt.Sscanf(tok, "w%d-%03d", &w, &i); err != nil || w < 0 || w >= writers || len(tok) != 6 {
+			t.Fatalf("token %q: interleaved or garbled (%v)", tok, err)
+		}
+		if i != next[w] {
+			t.Fatalf("writer %d: got write %d, want %d", w, i, next[w])
+		}
+		next[w]++
+	}
+	for w, n := range next {
+		if n != each {
+			t.Fatalf("writer %d: %d writes arrived, want %d", w, n, each)
+		}
+	}
+}
