@@ -64,6 +64,12 @@ type Options struct {
 	OpEvents int
 	// Missed is how many bytes of terminal output resume misses.
 	Missed int64
+	// Versus is a second running server (another build, say) that
+	// terminal-echo types on in alternation with the target, keystroke by
+	// keystroke, with VersusToken: two builds compared in one run, under
+	// the same conditions, resolve differences that separate runs on a
+	// noisy machine cannot.
+	Versus, VersusToken string
 }
 
 // Scenarios lists the scenario names in the order `all` runs them.
@@ -107,6 +113,8 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.OpWatchers, "op-watchers", 100, "fanout: watchers of one operation's progress (0: skip)")
 	fs.IntVar(&o.OpEvents, "op-events", 10000, "resume: operation events missed")
 	missed := fs.String("missed", "1MiB", "resume: terminal output missed")
+	fs.StringVar(&o.Versus, "versus", "", "terminal-echo: a second running server (http://host:port), typed on in alternation with the target")
+	fs.StringVar(&o.VersusToken, "versus-token", "", "admin token for --versus")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), benchUsage)
 		fs.PrintDefaults()
@@ -141,6 +149,9 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	if o.Server != "" && o.Token == "" {
 		return errors.New("--server needs --token (an admin token)")
 	}
+	if o.Versus != "" && (o.VersusToken == "" || scenario != "terminal-echo") {
+		return errors.New("--versus is for terminal-echo, with --versus-token (an admin token)")
+	}
 	names := []string{scenario}
 	if scenario == "all" {
 		names = Scenarios
@@ -174,6 +185,14 @@ func Run(ctx context.Context, o *Options, names []string, logw io.Writer) ([]Res
 	defer t.close()
 	// Worker processes' stderr is copied here too, concurrently.
 	e := &env{opts: o, t: t, logw: &lockedWriter{w: logw}}
+	if o.Versus != "" {
+		vs, err := openTarget(ctx, &Options{Server: o.Versus, Token: o.VersusToken})
+		if err != nil {
+			return nil, fmt.Errorf("--versus: %w", err)
+		}
+		defer vs.close()
+		e.vs = vs
+	}
 	if o.CPUProfile != "" {
 		if !o.Self {
 			return nil, errors.New("--cpuprofile needs --self (profile a remote server through its --pprof endpoint)")
@@ -213,6 +232,7 @@ var scenarioFuncs = map[string]func(context.Context, *env) ([]Result, error){
 type env struct {
 	opts    *Options
 	t       *target
+	vs      *target // --versus, or nil
 	logw    io.Writer
 	profile *os.File
 	// profiling is true while the CPU profile runs (between server rounds

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/tether-dev/tether/internal/testkit"
 )
 
 // TestMain doubles as the worker process: the connections scenario
@@ -82,12 +84,31 @@ func TestScenarios(t *testing.T) {
 	}
 }
 
+// TestVersus types on a second server in alternation with the first and
+// reports it beside the target's own figures.
+func TestVersus(t *testing.T) {
+	other := testkit.Start(t, nil, nil)
+	var stdout, stderr bytes.Buffer
+	args := []string{"terminal-echo", "--self", "--rounds", "1", "--count", "20", "--framing", "binary",
+		"--versus", other.HTTP, "--versus-token", testkit.Token(t, "bench", "admin"), "--timeout", "25s"}
+	if err := Main(args, &stdout, &stderr); err != nil {
+		t.Fatalf("bench: %v\nstderr:\n%s", err, stderr.String())
+	}
+	for _, want := range []string{"terminal-echo/binary  versus_p50 (µs)", "terminal-echo/binary  versus_p99 (µs)", "versus: the same keystrokes on " + other.HTTP} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
 func TestRefusesBadArguments(t *testing.T) {
 	for _, args := range [][]string{
 		{"nope", "--self"},
 		{"messages"},
 		{"messages", "--self", "--server", "http://127.0.0.1:1", "--token", "x"},
 		{"terminal-throughput", "--self", "--size", "lots"},
+		{"terminal-echo", "--self", "--versus", "http://127.0.0.1:1"},
+		{"messages", "--self", "--versus", "http://127.0.0.1:1", "--versus-token", "x"},
 	} {
 		var out bytes.Buffer
 		if err := Main(args, &out, &out); err == nil {

@@ -224,19 +224,24 @@ func readUntil(ctx context.Context, c *websocket.Conn, a *accountant, want int64
 // milestone creates a milestone running sh -c script and returns its
 // terminal URL and a function that deletes it.
 func (e *env) milestone(ctx context.Context, kind string, round int, script string) (string, func(), error) {
+	return e.milestoneOn(ctx, e.t, kind, round, script)
+}
+
+// milestoneOn is milestone on target t.
+func (e *env) milestoneOn(ctx context.Context, t *target, kind string, round int, script string) (string, func(), error) {
 	id := fmt.Sprintf("bench-%s-%d-%d", kind, time.Now().UnixNano()%1e9, round)
 	body := map[string]any{"id": id, "command": []string{"sh", "-c", script}, "cols": 200, "rows": 50}
-	if err := e.t.do(ctx, "POST", "/api/milestones", body, nil); err != nil {
+	if err := t.do(ctx, "POST", "/api/milestones", body, nil); err != nil {
 		return "", nil, fmt.Errorf("create milestone: %w", err)
 	}
 	del := func() {
 		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := e.t.do(dctx, "DELETE", "/api/milestones/"+id, nil, nil); err != nil {
+		if err := t.do(dctx, "DELETE", "/api/milestones/"+id, nil, nil); err != nil {
 			e.logf("delete milestone %s: %v", id, err)
 		}
 	}
-	return e.t.ws + "/api/milestones/" + id + "/terminal", del, nil
+	return t.ws + "/api/milestones/" + id + "/terminal", del, nil
 }
 
 // startPTY runs sh -c script on a PTY of the same size the milestones use.
@@ -387,6 +392,9 @@ func terminalEcho(ctx context.Context, e *env) ([]Result, error) {
 	count := e.opts.Count
 	limit := 30*time.Second + time.Duration(count)*10*time.Millisecond
 	specs := []spec{{"p50", "µs"}, {"p99", "µs"}, {"p999", "µs"}, {"mean", "µs"}, {"ws_p50", "µs"}, {"floor_p50", "µs"}, {"floor_p99", "µs"}}
+	if e.vs != nil {
+		specs = append(specs, spec{"versus_p50", "µs"}, spec{"versus_p99", "µs"})
+	}
 	summarize := func(lat []float64) sample {
 		slices.Sort(lat)
 		var sum float64
@@ -434,19 +442,17 @@ func terminalEcho(ctx context.Context, e *env) ([]Result, error) {
 		if _, err := io.ReadFull(f, buf[:1]); err != nil || buf[0] != 'R' {
 			return nil, nil, fmt.Errorf("pty: no ready mark (%q, %v)", buf[:1], err)
 		}
-		url, del, err := e.milestone(ctx, "echo", round, echoScript)
+		term, err := e.echoTerminal(ctx, e.t, round, fr)
 		if err != nil {
 			return nil, nil, err
 		}
-		defer del()
-		c, err := dial(ctx, url, e.t.token, subprotocols(fr)...)
-		if err != nil {
-			return nil, nil, err
-		}
-		defer c.CloseNow()
-		a := newAccountant(0)
-		if err := readUntil(ctx, c, a, 1); err != nil {
-			return nil, nil, fmt.Errorf("wait for the ready mark: %w", err)
+		defer term.close()
+		var vs *echoTerm
+		if e.vs != nil {
+			if vs, err = e.echoTerminal(ctx, e.vs, round, fr); err != nil {
+				return nil, nil, fmt.Errorf("--versus: %w", err)
+			}
+			defer vs.close()
 		}
 		wc, err := dial(ctx, bare.url, "")
 		if err != nil {
@@ -457,6 +463,7 @@ func terminalEcho(ctx context.Context, e *env) ([]Result, error) {
 		wsLat := make([]float64, 0, count)
 		floor := make([]float64, 0, count)
 		lat := make([]float64, 0, count)
+		vsLat := make([]float64, 0, count)
 		for i := range count {
 			b := byte('a' + i%26)
 			t0 := time.Now()
@@ -481,21 +488,26 @@ func terminalEcho(ctx context.Context, e *env) ([]Result, error) {
 			wsLat = append(wsLat, float64(time.Since(t0).Nanoseconds())/1e3)
 			floor = append(floor, ptyLat[i]+wsLat[i])
 
-			t0 = time.Now()
-			if fr == "binary" {
-				err = c.Write(ctx, websocket.MessageBinary, []byte{b})
-			} else {
-				err = c.Write(ctx, websocket.MessageText, []byte(`{"type":"input","data":"`+string(rune(b))+`"}`))
+			// The two servers take turns going first, so that neither
+			// always follows the other's wake-ups.
+			if vs != nil && i%2 == 1 {
+				d, err := vs.key(ctx, b)
+				if err != nil {
+					return nil, nil, fmt.Errorf("--versus: %w", err)
+				}
+				vsLat = append(vsLat, d)
 			}
+			d, err := term.key(ctx, b)
 			if err != nil {
-				return nil, nil, fmt.Errorf("send keystroke: %w", err)
-			}
-			if err := readUntil(ctx, c, a, int64(i)+2); err != nil {
 				return nil, nil, err
 			}
-			lat = append(lat, float64(time.Since(t0).Nanoseconds())/1e3)
-			if a.last != b {
-				return nil, nil, fmt.Errorf("echoed %q for %q", a.last, b)
+			lat = append(lat, d)
+			if vs != nil && i%2 == 0 {
+				d, err := vs.key(ctx, b)
+				if err != nil {
+					return nil, nil, fmt.Errorf("--versus: %w", err)
+				}
+				vsLat = append(vsLat, d)
 			}
 		}
 		base = summarize(ptyLat)
@@ -503,7 +515,12 @@ func terminalEcho(ctx context.Context, e *env) ([]Result, error) {
 		slices.Sort(floor)
 		base["ws_p50"] = percentile(wsLat, 50)
 		base["floor_p50"], base["floor_p99"] = percentile(floor, 50), percentile(floor, 99)
-		return base, summarize(lat), nil
+		srv = summarize(lat)
+		if vs != nil {
+			slices.Sort(vsLat)
+			srv["versus_p50"], srv["versus_p99"] = percentile(vsLat, 50), percentile(vsLat, 99)
+		}
+		return base, srv, nil
 	}
 	var out []Result
 	for _, fr := range framings {
@@ -516,12 +533,72 @@ func terminalEcho(ctx context.Context, e *env) ([]Result, error) {
 		srv := func(context.Context, int) (sample, error) { return srvSample, nil }
 		r, err := e.rounds(ctx, "terminal-echo/"+fr, map[string]any{"count": count, "framing": fr}, specs, base, srv)
 		r.Notes = append(r.Notes, "baseline: one byte written to and read back from a bare PTY running the same raw cat; ws: one byte echoed by a bare gws server in this process; floor: PTY + ws, keystroke by keystroke; the three paths and Tether alternate one keystroke each")
+		if e.vs != nil {
+			r.Notes = append(r.Notes, "versus: the same keystrokes on "+e.opts.Versus+", alternating with the target (each goes first every other keystroke)")
+		}
 		out = append(out, r)
 		if err != nil {
 			return out, err
 		}
 	}
 	return out, nil
+}
+
+// echoTerm is a raw cat in a milestone, typed on through its terminal
+// endpoint.
+type echoTerm struct {
+	c     *websocket.Conn
+	a     *accountant
+	fr    string
+	typed int64
+	del   func()
+}
+
+// echoTerminal starts a raw cat on t and waits for its ready mark.
+func (e *env) echoTerminal(ctx context.Context, t *target, round int, fr string) (*echoTerm, error) {
+	url, del, err := e.milestoneOn(ctx, t, "echo", round, echoScript)
+	if err != nil {
+		return nil, err
+	}
+	c, err := dial(ctx, url, t.token, subprotocols(fr)...)
+	if err != nil {
+		del()
+		return nil, err
+	}
+	et := &echoTerm{c: c, a: newAccountant(0), fr: fr, del: del}
+	if err := readUntil(ctx, c, et.a, 1); err != nil {
+		et.close()
+		return nil, fmt.Errorf("wait for the ready mark: %w", err)
+	}
+	return et, nil
+}
+
+// key types b and waits for its echo; it returns the round trip in µs.
+func (et *echoTerm) key(ctx context.Context, b byte) (float64, error) {
+	t0 := time.Now()
+	var err error
+	if et.fr == "binary" {
+		err = et.c.Write(ctx, websocket.MessageBinary, []byte{b})
+	} else {
+		err = et.c.Write(ctx, websocket.MessageText, []byte(`{"type":"input","data":"`+string(rune(b))+`"}`))
+	}
+	if err != nil {
+		return 0, fmt.Errorf("send keystroke: %w", err)
+	}
+	et.typed++
+	if err := readUntil(ctx, et.c, et.a, et.typed+1); err != nil {
+		return 0, err
+	}
+	d := float64(time.Since(t0).Nanoseconds()) / 1e3
+	if et.a.last != b {
+		return 0, fmt.Errorf("echoed %q for %q", et.a.last, b)
+	}
+	return d, nil
+}
+
+func (et *echoTerm) close() {
+	et.c.CloseNow()
+	et.del()
 }
 
 // resumeTerminal measures a reconnect that has missed output: the time
