@@ -403,19 +403,17 @@ func terminalEcho(ctx context.Context, e *env) ([]Result, error) {
 		}
 		return sample{"p50": percentile(lat, 50), "p99": percentile(lat, 99), "p999": percentile(lat, 99.9), "mean": sum / float64(len(lat))}
 	}
-	// A bare WebSocket echo (gws, in this process, no protocol) gives the
-	// other half of the floor: a gateway's keystroke is at least a PTY
-	// echo plus a WebSocket round trip, and "floor" is their sum, taken
-	// keystroke by keystroke.
-	bare, err := startBare(false)
+	// A bare WebSocket echo (gws, no protocol) gives the other half of the
+	// floor: a gateway's keystroke is at least a PTY echo plus a WebSocket
+	// round trip, and "floor" is their sum, taken keystroke by keystroke.
+	// It runs where the server does: in this process for --self, in a
+	// process of its own for --server, since a round trip between two
+	// processes costs more wake-ups than one within a process.
+	bareURL, stopBare, err := e.bareEcho(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err := bare.close(); err != nil {
-			e.logf("terminal-echo: %v", err)
-		}
-	}()
+	defer stopBare()
 	// Each round types on a bare PTY, on the bare WebSocket and through
 	// Tether in turn, one keystroke each: on this kind of machine a wait
 	// costs whatever the idle CPUs take to wake, which drifts by several
@@ -454,7 +452,7 @@ func terminalEcho(ctx context.Context, e *env) ([]Result, error) {
 			}
 			defer vs.close()
 		}
-		wc, err := dial(ctx, bare.url, "")
+		wc, err := dial(ctx, bareURL, "")
 		if err != nil {
 			return nil, nil, err
 		}
@@ -532,7 +530,7 @@ func terminalEcho(ctx context.Context, e *env) ([]Result, error) {
 		}
 		srv := func(context.Context, int) (sample, error) { return srvSample, nil }
 		r, err := e.rounds(ctx, "terminal-echo/"+fr, map[string]any{"count": count, "framing": fr}, specs, base, srv)
-		r.Notes = append(r.Notes, "baseline: one byte written to and read back from a bare PTY running the same raw cat; ws: one byte echoed by a bare gws server in this process; floor: PTY + ws, keystroke by keystroke; the three paths and Tether alternate one keystroke each")
+		r.Notes = append(r.Notes, "baseline: one byte written to and read back from a bare PTY running the same raw cat; ws: one byte echoed by a bare gws server (in this process with --self, in a process of its own with --server); floor: PTY + ws, keystroke by keystroke; the three paths and Tether alternate one keystroke each")
 		if e.vs != nil {
 			r.Notes = append(r.Notes, "versus: the same keystrokes on "+e.opts.Versus+", alternating with the target (each goes first every other keystroke)")
 		}
@@ -542,6 +540,36 @@ func terminalEcho(ctx context.Context, e *env) ([]Result, error) {
 		}
 	}
 	return out, nil
+}
+
+// bareEcho starts the bare echo server for terminal-echo: in this
+// process with --self, else in a worker process.
+func (e *env) bareEcho(ctx context.Context) (string, func(), error) {
+	if e.opts.Self {
+		b, err := startBare(false)
+		if err != nil {
+			return "", nil, err
+		}
+		return b.url, func() {
+			if err := b.close(); err != nil {
+				e.logf("terminal-echo: %v", err)
+			}
+		}, nil
+	}
+	w, err := e.startWorker(ctx, job{Bare: true, Timeout: e.opts.Timeout}, false)
+	if err != nil {
+		return "", nil, err
+	}
+	r, err := w.next(ctx, "open")
+	if err != nil {
+		_ = w.stop()
+		return "", nil, fmt.Errorf("bare echo worker: %w", err)
+	}
+	return r.URL, func() {
+		if err := w.stop(); err != nil {
+			e.logf("terminal-echo: bare echo worker: %v", err)
+		}
+	}, nil
 }
 
 // echoTerm is a raw cat in a milestone, typed on through its terminal

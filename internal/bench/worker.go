@@ -64,11 +64,15 @@ type job struct {
 	// report comes before the parent gives up.
 	Await   time.Duration `json:"await,omitempty"`
 	Timeout time.Duration `json:"timeout"`
+	// Bare, instead of all the above, runs a bare echo server (see
+	// bareServer) in the worker, reports its URL and serves until "close".
+	Bare bool `json:"bare,omitempty"`
 }
 
 // report is what a worker says on its stdout, one JSON line per event.
 type report struct {
-	Event    string  `json:"event"` // open, done or closed
+	Event    string  `json:"event"`         // open, done or closed
+	URL      string  `json:"url,omitempty"` // a bare server's (open)
 	Opened   int     `json:"opened,omitempty"`
 	Failed   int     `json:"failed,omitempty"`
 	FirstErr string  `json:"first_err,omitempty"`
@@ -96,6 +100,9 @@ func runWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, j.Timeout)
 	defer cancel()
 	enc := json.NewEncoder(stdout)
+	if j.Bare {
+		return runBare(ctx, in, enc)
+	}
 	hc := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext}}
 	if j.SrcIP != "" {
 		// Several source addresses spread the connections over more
@@ -286,6 +293,30 @@ type workerProc struct {
 	stdin   io.WriteCloser
 	reports chan report
 	wait    func() error
+}
+
+// runBare serves a bare echo server until stdin says "close" or ends, or
+// ctx ends.
+func runBare(ctx context.Context, in *bufio.Reader, enc *json.Encoder) error {
+	b, err := startBare(false)
+	if err != nil {
+		return err
+	}
+	if err := enc.Encode(report{Event: "open", URL: b.url}); err != nil {
+		_ = b.close()
+		return err
+	}
+	stop := make(chan struct{})
+	go func() {
+		_, _ = in.ReadString('\n') // "close", or an error when stdin ends
+		close(stop)
+	}()
+	select {
+	case <-stop:
+	case <-ctx.Done():
+	}
+	err = b.close()
+	return errors.Join(err, enc.Encode(report{Event: "closed"}))
 }
 
 // startWorker starts a worker on j, as a process unless inProcess.
