@@ -445,12 +445,14 @@ func terminalEcho(ctx context.Context, e *env) ([]Result, error) {
 			return nil, nil, err
 		}
 		defer term.close()
-		var vs *echoTerm
+		terms := []*echoTerm{term}
 		if e.vs != nil {
-			if vs, err = e.echoTerminal(ctx, e.vs, round, fr); err != nil {
+			vs, err := e.echoTerminal(ctx, e.vs, round, fr)
+			if err != nil {
 				return nil, nil, fmt.Errorf("--versus: %w", err)
 			}
 			defer vs.close()
+			terms = append(terms, vs)
 		}
 		wc, err := dial(ctx, bareURL, "")
 		if err != nil {
@@ -460,8 +462,6 @@ func terminalEcho(ctx context.Context, e *env) ([]Result, error) {
 		ptyLat := make([]float64, 0, count)
 		wsLat := make([]float64, 0, count)
 		floor := make([]float64, 0, count)
-		lat := make([]float64, 0, count)
-		vsLat := make([]float64, 0, count)
 		for i := range count {
 			b := byte('a' + i%26)
 			t0 := time.Now()
@@ -486,26 +486,16 @@ func terminalEcho(ctx context.Context, e *env) ([]Result, error) {
 			wsLat = append(wsLat, float64(time.Since(t0).Nanoseconds())/1e3)
 			floor = append(floor, ptyLat[i]+wsLat[i])
 
-			// The two servers take turns going first, so that neither
-			// always follows the other's wake-ups.
-			if vs != nil && i%2 == 1 {
-				d, err := vs.key(ctx, b)
-				if err != nil {
-					return nil, nil, fmt.Errorf("--versus: %w", err)
+			// With --versus the two servers take turns going first, so
+			// that neither always follows the other's wake-ups.
+			for k := range terms {
+				j := k
+				if i%2 == 1 {
+					j = len(terms) - 1 - k
 				}
-				vsLat = append(vsLat, d)
-			}
-			d, err := term.key(ctx, b)
-			if err != nil {
-				return nil, nil, err
-			}
-			lat = append(lat, d)
-			if vs != nil && i%2 == 0 {
-				d, err := vs.key(ctx, b)
-				if err != nil {
-					return nil, nil, fmt.Errorf("--versus: %w", err)
+				if err := terms[j].key(ctx, b); err != nil {
+					return nil, nil, err
 				}
-				vsLat = append(vsLat, d)
 			}
 		}
 		base = summarize(ptyLat)
@@ -513,10 +503,11 @@ func terminalEcho(ctx context.Context, e *env) ([]Result, error) {
 		slices.Sort(floor)
 		base["ws_p50"] = percentile(wsLat, 50)
 		base["floor_p50"], base["floor_p99"] = percentile(floor, 50), percentile(floor, 99)
-		srv = summarize(lat)
-		if vs != nil {
-			slices.Sort(vsLat)
-			srv["versus_p50"], srv["versus_p99"] = percentile(vsLat, 50), percentile(vsLat, 99)
+		srv = summarize(term.lat)
+		if len(terms) > 1 {
+			vs := terms[1].lat
+			slices.Sort(vs)
+			srv["versus_p50"], srv["versus_p99"] = percentile(vs, 50), percentile(vs, 99)
 		}
 		return base, srv, nil
 	}
@@ -579,6 +570,8 @@ type echoTerm struct {
 	a     *accountant
 	fr    string
 	typed int64
+	lat   []float64 // round trip of each keystroke, µs
+	name  string    // the server, for errors
 	del   func()
 }
 
@@ -593,7 +586,7 @@ func (e *env) echoTerminal(ctx context.Context, t *target, round int, fr string)
 		del()
 		return nil, err
 	}
-	et := &echoTerm{c: c, a: newAccountant(0), fr: fr, del: del}
+	et := &echoTerm{c: c, a: newAccountant(0), fr: fr, del: del, name: t.http}
 	if err := readUntil(ctx, c, et.a, 1); err != nil {
 		et.close()
 		return nil, fmt.Errorf("wait for the ready mark: %w", err)
@@ -601,8 +594,8 @@ func (e *env) echoTerminal(ctx context.Context, t *target, round int, fr string)
 	return et, nil
 }
 
-// key types b and waits for its echo; it returns the round trip in µs.
-func (et *echoTerm) key(ctx context.Context, b byte) (float64, error) {
+// key types b, waits for its echo and records the round trip.
+func (et *echoTerm) key(ctx context.Context, b byte) error {
 	t0 := time.Now()
 	var err error
 	if et.fr == "binary" {
@@ -611,17 +604,17 @@ func (et *echoTerm) key(ctx context.Context, b byte) (float64, error) {
 		err = et.c.Write(ctx, websocket.MessageText, []byte(`{"type":"input","data":"`+string(rune(b))+`"}`))
 	}
 	if err != nil {
-		return 0, fmt.Errorf("send keystroke: %w", err)
+		return fmt.Errorf("%s: send keystroke: %w", et.name, err)
 	}
 	et.typed++
 	if err := readUntil(ctx, et.c, et.a, et.typed+1); err != nil {
-		return 0, err
+		return fmt.Errorf("%s: %w", et.name, err)
 	}
-	d := float64(time.Since(t0).Nanoseconds()) / 1e3
+	et.lat = append(et.lat, float64(time.Since(t0).Nanoseconds())/1e3)
 	if et.a.last != b {
-		return 0, fmt.Errorf("echoed %q for %q", et.a.last, b)
+		return fmt.Errorf("%s: echoed %q for %q", et.name, et.a.last, b)
 	}
-	return d, nil
+	return nil
 }
 
 func (et *echoTerm) close() {

@@ -120,6 +120,7 @@ type Stats struct {
 type Session struct {
 	out        *stream
 	ptmx       *os.File
+	ptmxRaw    syscall.RawConn // ptmx's, for the keystrokes written directly
 	cmd        *exec.Cmd
 	pid        int
 	log        *slog.Logger
@@ -224,7 +225,6 @@ func Start(opts Options) (*Session, error) {
 		cmd:        cmd,
 		pid:        cmd.Process.Pid,
 		log:        log,
-		input:      newInputQueue(inq),
 		rec:        rec,
 		drainGrace: grace,
 		cols:       cols,
@@ -234,6 +234,9 @@ func Start(opts Options) (*Session, error) {
 		writerDone: make(chan struct{}),
 		done:       make(chan struct{}),
 	}
+	// SyscallConn fails only for a nil or closed File, which ptmx is not.
+	s.ptmxRaw, _ = ptmx.SyscallConn()
+	s.input = newInputQueue(inq, s.writeNow)
 	if rec != nil {
 		go rec.run()
 	}
@@ -500,31 +503,20 @@ func (s *Session) Write(p []byte) error {
 		return ErrDone
 	default:
 	}
-	var direct func([]byte) int
-	if len(p) <= inputChunk {
-		direct = s.writeNow
-	}
-	return s.input.push(p, direct)
+	return s.input.push(p)
 }
 
-// writeNow writes what the PTY takes of p at once, never waiting.
+// writeNow writes what the PTY takes of p at once, never waiting: the
+// input queue's direct path for keystrokes.
 func (s *Session) writeNow(p []byte) int {
-	rc, err := s.ptmx.SyscallConn()
-	if err != nil {
-		return 0
-	}
 	n := 0
-	_ = rc.Write(func(fd uintptr) bool {
-		for {
-			m, err := unix.Write(int(fd), p)
-			if err == unix.EINTR {
-				continue
-			}
-			if m > 0 {
-				n = m
-			}
-			return true
+	_ = s.ptmxRaw.Write(func(fd uintptr) bool {
+		m, err := unix.Write(int(fd), p)
+		for err == unix.EINTR {
+			m, err = unix.Write(int(fd), p)
 		}
+		n = max(m, 0)
+		return true // done either way: what was not taken is queued
 	})
 	s.inputBytes.Add(int64(n))
 	return n
