@@ -59,3 +59,31 @@ func ReasonOf(err error) string {
 	}
 	return ReasonInvalidToken
 }
+
+// publicMessages are the fixed sentences clients get for each reason. They
+// never carry the parser's or the key set's text: that may quote attacker
+// input or describe the server's keys, and goes to the log instead.
+var publicMessages = map[string]string{
+	ReasonMissingToken:    "a token is required: send it as Authorization: Bearer <token>, as the tether.token.<token> subprotocol, or in an auth message",
+	ReasonInvalidToken:    "the token is not valid",
+	ReasonTokenExpired:    "the token has expired",
+	ReasonNotYetValid:     "the token is not valid yet",
+	ReasonMissingExp:      "the token has no exp claim; Tether refuses tokens that never expire",
+	ReasonInvalidIssuer:   "the token's issuer is not accepted",
+	ReasonInvalidAudience: "the token's audience is not accepted",
+}
+
+// Public returns what a client may be told of a verification error: its
+// Reason and a fixed sentence for it. It is the one place that turns an
+// auth error into a reply, so that no caller can leak Err by accident; log
+// err itself (at debug level) where the detail helps an operator.
+func Public(err error) (reason, message string) {
+	reason = ReasonOf(err)
+	if reason == "" {
+		return "", ""
+	}
+	if m, ok := publicMessages[reason]; ok {
+		return reason, m
+	}
+	return reason, "authentication failed"
+}
