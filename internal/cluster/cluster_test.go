@@ -41,16 +41,16 @@ func TestRegistry(t *testing.T) {
 	bb := startBackbone(t)
 	ctx := context.Background()
 	const beat = 50 * time.Millisecond
-	a, err := Join(ctx, bb, Node{Name: "a", Addr: "127.0.0.2:8000"}, beat, nil)
+	a, err := Join(ctx, bb, Node{Name: "a", Addr: "127.0.0.2:8000"}, Options{Interval: beat}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Leave()
-	b, err := Join(ctx, bb, Node{Name: "b"}, beat, nil)
+	b, err := Join(ctx, bb, Node{Name: "b"}, Options{Interval: beat}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Join(ctx, bb, Node{Name: "c"}, beat, nil)
+	c, err := Join(ctx, bb, Node{Name: "c"}, Options{Interval: beat}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,8 +63,7 @@ func TestRegistry(t *testing.T) {
 	}
 
 	// b crashes: its heartbeat stops but its key stays.
-	close(b.stop)
-	<-b.done
+	b.halt()
 	start := time.Now()
 	select {
 	case n := <-downs:
@@ -74,7 +73,7 @@ func TestRegistry(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("b never reported down")
 	}
-	if d := time.Since(start); d < (MissedBeats-1)*beat {
+	if d := time.Since(start); d < 2*beat {
 		t.Fatalf("b reported down after %v", d)
 	}
 	if a.Up("b") || !a.Up("c") {
@@ -127,4 +126,60 @@ func TestUserCounterAcrossNodes(t *testing.T) {
 	}
 	// Releasing more than was acquired never goes below zero.
 	a.Release("nobody")
+}
+
+// Every observer declares a silent node down DeadAfter after its last
+// heartbeat arrived, nearly together, rather than
+// whenever each next happens to poll.
+func TestObserversAgreeOnDeath(t *testing.T) {
+	bb := startBackbone(t)
+	ctx := context.Background()
+	opts := Options{Interval: 100 * time.Millisecond, DeadAfter: 600 * time.Millisecond}
+	var obs []*Registry
+	downs := make(chan time.Time, 4)
+	for _, name := range []string{"a", "b", "c"} {
+		r, err := Join(ctx, bb, Node{Name: name}, opts, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Leave()
+		obs = append(obs, r)
+	}
+	for _, r := range obs[:2] {
+		r.OnDown(func(n string) {
+			if n == "c" {
+				downs <- time.Now()
+			}
+		})
+	}
+	eventually(t, "everyone to see c", func() bool { return obs[0].Up("c") && obs[1].Up("c") })
+	obs[2].halt() // c dies: its key stays, its heartbeat stops
+	var at []time.Time
+	for range 2 {
+		select {
+		case d := <-downs:
+			at = append(at, d)
+		case <-time.After(10 * time.Second):
+			t.Fatal("c never reported down by both observers")
+		}
+	}
+	for i, r := range obs[:2] {
+		var last time.Time
+		for _, n := range r.Nodes() {
+			if n.Name == "c" {
+				last = n.LastSeen
+			}
+		}
+		if d := at[i].Sub(last); d < opts.DeadAfter || d > opts.DeadAfter+time.Second {
+			t.Errorf("observer %d declared c down %v after its last heartbeat, want %v to %v", i, d, opts.DeadAfter, opts.DeadAfter+time.Second)
+		}
+	}
+	t.Logf("spread %v", at[0].Sub(at[1]).Abs())
+	if spread := at[0].Sub(at[1]).Abs(); spread > 250*time.Millisecond {
+		t.Errorf("observers disagree by %v", spread)
+	}
+	// The survivors stay up for each other.
+	if obs[0].Up("c") || !obs[0].Up("b") {
+		t.Fatalf("after c's death: a sees b=%v c=%v", obs[0].Up("b"), obs[0].Up("c"))
+	}
 }

@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -267,6 +268,7 @@ func TestNodeDownIsNoticed(t *testing.T) {
 	nc := startNATSCluster(t)
 	a := startTether(t, nc, "a", "127.0.0.2")
 	b := startTether(t, nc, "b", "127.0.0.3")
+	c := startTether(t, nc, "c", "127.0.0.4")
 	admin := testkit.Token(t, "ops", "admin")
 	nodes := func() map[string]bool {
 		_, body := testkit.Do(t, http.MethodGet, a.HTTP+"/api/cluster/nodes", admin, nil)
@@ -278,7 +280,8 @@ func TestNodeDownIsNoticed(t *testing.T) {
 		}
 		return up
 	}
-	testkit.Eventually(t, "a to see both nodes up", func() bool { n := nodes(); return n["a"] && n["b"] })
+	testkit.Eventually(t, "a to see every node up", func() bool { n := nodes(); return n["a"] && n["b"] && n["c"] })
+	testkit.Eventually(t, "c to see b up", func() bool { up, _ := nodeUp(c.HTTP, admin, "b"); return up })
 	if status, _ := testkit.Do(t, http.MethodGet, a.HTTP+"/api/cluster/nodes", testkit.Token(t, "alice"), nil); status != 403 {
 		t.Fatalf("non-admin: %d", status)
 	}
@@ -291,10 +294,49 @@ func TestNodeDownIsNoticed(t *testing.T) {
 		t.Fatalf("start: %d %v", status, body)
 	}
 
+	// Both survivors watch for b's death at once, so that their verdicts
+	// can be compared: with a 200 ms heartbeat and the default dead-after
+	// of three heartbeats, each must call it between 0.4 s and 0.65 s after
+	// the kill (plus polling and a busy machine's slack), and they must
+	// agree to within a fraction of a heartbeat.
+	seenDown := make(chan time.Duration, 2)
+	stopPoll := make(chan struct{})
+	defer close(stopPoll)
 	b.Stop(t, syscall.SIGKILL)
 	killed := time.Now()
-	testkit.Eventually(t, "b seen down", func() bool { return !nodes()["b"] })
-	t.Logf("b seen down %v after SIGKILL", time.Since(killed).Round(time.Millisecond))
+	for _, p := range []*Proc{a, c} {
+		go func() {
+			for {
+				select {
+				case <-stopPoll:
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+				if up, ok := nodeUp(p.HTTP, admin, "b"); ok && !up {
+					seenDown <- time.Since(killed)
+					return
+				}
+			}
+		}()
+	}
+	var took []time.Duration
+	for range 2 {
+		select {
+		case d := <-seenDown:
+			took = append(took, d)
+		case <-time.After(testkit.Timeout):
+			t.Fatal("b was not seen down by both survivors")
+		}
+	}
+	t.Logf("b seen down %v and %v after SIGKILL", took[0].Round(time.Millisecond), took[1].Round(time.Millisecond))
+	for _, d := range took {
+		if d < 350*time.Millisecond || d > 3*time.Second {
+			t.Errorf("b seen down %v after SIGKILL, want about 0.4-0.65 s", d)
+		}
+	}
+	if spread := (took[1] - took[0]).Abs(); spread > 400*time.Millisecond {
+		t.Errorf("survivors disagree by %v", spread)
+	}
 	testkit.Eventually(t, "on-b interrupted", func() bool {
 		_, m := testkit.Do(t, http.MethodGet, a.HTTP+"/api/milestones/on-b", admin, nil)
 		return m["status"] == "finished" && m["reason"] == "interrupted"
@@ -455,4 +497,33 @@ func TestTerminalHostKilled(t *testing.T) {
 		_, m := testkit.Do(t, http.MethodGet, b.HTTP+"/api/milestones/s", admin, nil)
 		return m["status"] == "finished" && m["reason"] == "interrupted"
 	})
+}
+
+// nodeUp asks the node at base whether it sees the named node up; ok is
+// false when it could not tell. Safe to call from any goroutine.
+func nodeUp(base, tok, name string) (up, ok bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/cluster/nodes", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false, false
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Nodes []struct {
+			Name string `json:"name"`
+			Up   bool   `json:"up"`
+		} `json:"nodes"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&body) != nil {
+		return false, false
+	}
+	for _, n := range body.Nodes {
+		if n.Name == name {
+			return n.Up, true
+		}
+	}
+	return false, false
 }

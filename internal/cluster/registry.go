@@ -23,48 +23,83 @@ import (
 // NodesBucket holds one key per live node, refreshed every heartbeat.
 const NodesBucket = "TETHER_NODES"
 
-// MissedBeats is how many heartbeats in a row a node may miss before the
-// others consider it down.
-const MissedBeats = 3
+// DefaultDeadAfter is how long after its last heartbeat a node is
+// considered down when Options.DeadAfter is zero: three heartbeats of the
+// default two seconds.
+const DefaultDeadAfter = 6 * time.Second
+
+// Options configures a Registry.
+type Options struct {
+	// Interval is how often this node writes its heartbeat.
+	Interval time.Duration
+	// DeadAfter is how long after the arrival of a node's last heartbeat
+	// the others consider it down. It should be several Intervals, so that
+	// one late heartbeat (a busy machine, a NATS leader election) does not
+	// fail a live node's work; zero means 3 × Interval.
+	DeadAfter time.Duration
+}
 
 // Node describes one node as the cluster sees it.
 type Node struct {
 	Name      string    `json:"name"`
 	Addr      string    `json:"addr,omitempty"`
 	StartedAt time.Time `json:"started_at"`
-	// Up is false once the node missed MissedBeats heartbeats (or left).
+	// Up is false once the node's heartbeat is older than DeadAfter (or it
+	// left).
 	Up bool `json:"up"`
-	// LastSeen is when this node last saw the other's heartbeat change.
+	// LastSeen is when this node last received the other's heartbeat.
 	LastSeen time.Time `json:"last_seen"`
 	Self     bool      `json:"self,omitempty"`
 }
 
 // Registry publishes this node's heartbeat and follows the others'.
+//
+// Heartbeats are followed with a watch on the bucket, so a heartbeat is
+// timed when it arrives rather than when this node next polls, and the
+// check runs when the oldest heartbeat turns DeadAfter old. Every observer
+// therefore declares a dead node down DeadAfter after its last heartbeat
+// arrived, which is nearly the same moment on every node (they all receive
+// the same heartbeat at about the same time). Seen from the moment the node
+// died, that is DeadAfter − Interval to DeadAfter, since it died somewhere
+// between two heartbeats.
+//
+// A node only judges others while its own heartbeats come back to it: one
+// cut off from NATS would otherwise see everyone else go quiet and fail
+// their work.
 type Registry struct {
-	kv       jetstream.KeyValue
-	self     Node
-	interval time.Duration
-	log      *slog.Logger
+	kv        jetstream.KeyValue
+	self      Node
+	interval  time.Duration
+	deadAfter time.Duration
+	log       *slog.Logger
 
-	mu     sync.Mutex
-	nodes  map[string]*seen
-	onDown []func(node string)
+	mu       sync.Mutex
+	nodes    map[string]*seen
+	selfSeen time.Time // arrival of this node's own latest heartbeat
+	onDown   []func(node string)
 
 	stop chan struct{}
-	done chan struct{}
+	done sync.WaitGroup
 }
 
 type seen struct {
 	node     Node
 	revision uint64
+	present  bool      // the key exists (false once deleted: the node left)
 	changed  time.Time // local clock: immune to skew between machines
 }
 
 // Join creates or opens the nodes bucket, writes the first heartbeat and
-// starts beating every interval.
-func Join(ctx context.Context, bb *backbone.Backbone, self Node, interval time.Duration, log *slog.Logger) (*Registry, error) {
+// starts beating every opts.Interval and following the other nodes.
+func Join(ctx context.Context, bb *backbone.Backbone, self Node, opts Options, log *slog.Logger) (*Registry, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Interval <= 0 {
+		return nil, errors.New("cluster: heartbeat interval must be positive")
+	}
+	if opts.DeadAfter <= 0 {
+		opts.DeadAfter = 3 * opts.Interval
 	}
 	kv, err := bb.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      NodesBucket,
@@ -81,18 +116,29 @@ func Join(ctx context.Context, bb *backbone.Backbone, self Node, interval time.D
 	}
 	self.StartedAt = time.Now().UTC()
 	r := &Registry{
-		kv: kv, self: self, interval: interval, log: log,
-		nodes: map[string]*seen{}, stop: make(chan struct{}), done: make(chan struct{}),
+		kv: kv, self: self, interval: opts.Interval, deadAfter: opts.DeadAfter, log: log,
+		nodes: map[string]*seen{}, stop: make(chan struct{}),
 	}
 	if err := r.beat(ctx); err != nil {
 		return nil, err
 	}
-	go r.loop()
+	// The watch delivers every current key first, then each change as it
+	// happens; it resumes by itself after a reconnect.
+	w, err := kv.WatchAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("watch bucket %s: %w", NodesBucket, err)
+	}
+	r.done.Add(2)
+	go r.beatLoop()
+	go r.follow(w)
 	return r, nil
 }
 
 // Self returns this node's name.
 func (r *Registry) Self() string { return r.self.Name }
+
+// DeadAfter is how long after its last heartbeat a node is considered down.
+func (r *Registry) DeadAfter() time.Duration { return r.deadAfter }
 
 // OnDown registers fn to run (on the registry's goroutine) when a node that
 // was up stops beating. Every surviving node calls it, so fn must be
@@ -128,20 +174,28 @@ func (r *Registry) Up(name string) bool {
 // Leave stops the heartbeat and removes this node's key, so that the
 // others see it leave at once instead of after missed heartbeats.
 func (r *Registry) Leave() {
-	select {
-	case <-r.stop:
+	if !r.halt() {
 		return
-	default:
 	}
-	close(r.stop)
-	<-r.done
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = r.kv.Delete(ctx, r.self.Name)
 }
 
-func (r *Registry) loop() {
-	defer close(r.done)
+// halt stops both goroutines and reports whether this call stopped them.
+func (r *Registry) halt() bool {
+	select {
+	case <-r.stop:
+		return false
+	default:
+	}
+	close(r.stop)
+	r.done.Wait()
+	return true
+}
+
+func (r *Registry) beatLoop() {
+	defer r.done.Done()
 	t := time.NewTicker(r.interval)
 	defer t.Stop()
 	for {
@@ -158,58 +212,110 @@ func (r *Registry) loop() {
 	}
 }
 
-// beat writes this node's heartbeat and reads everyone else's.
+// beat writes this node's heartbeat.
 func (r *Registry) beat(ctx context.Context) error {
 	b, _ := json.Marshal(r.self)
 	if _, err := r.kv.Put(ctx, r.self.Name, b); err != nil {
 		return fmt.Errorf("heartbeat: %w", err)
 	}
-	lister, err := r.kv.ListKeys(ctx)
-	if err != nil {
-		return fmt.Errorf("list nodes: %w", err)
+	return nil
+}
+
+// follow records each heartbeat as it arrives, and checks for silent nodes
+// at the moment the oldest heartbeat it has turns DeadAfter old (and at
+// least every Interval), so that observers agree to within the delivery
+// of one heartbeat rather than a polling period.
+func (r *Registry) follow(w jetstream.KeyWatcher) {
+	defer r.done.Done()
+	defer func() { _ = w.Stop() }()
+	t := time.NewTimer(r.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e != nil { // nil marks the end of the initial values
+				r.record(e, time.Now())
+			}
+		case now := <-t.C:
+			t.Reset(r.check(now))
+		}
 	}
-	now := time.Now()
-	present := map[string]jetstream.KeyValueEntry{}
-	for key := range lister.Keys() {
-		e, err := r.kv.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
+}
+
+// record notes one change of the bucket.
+func (r *Registry) record(e jetstream.KeyValueEntry, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := e.Key()
+	s := r.nodes[key]
+	if s == nil {
+		s = &seen{}
+		r.nodes[key] = s
+	}
+	switch e.Operation() {
+	case jetstream.KeyValueDelete, jetstream.KeyValuePurge:
+		s.present = false
+	default:
+		var n Node
+		if json.Unmarshal(e.Value(), &n) == nil {
+			up := s.node.Up
+			s.node = n
+			s.node.Up = up
+		}
+		if s.node.Name == "" {
+			s.node.Name = key
+		}
+		s.present, s.revision, s.changed = true, e.Revision(), now
+		s.node.LastSeen = now
+		if key == r.self.Name {
+			r.selfSeen = now
+		}
+	}
+	if s.present && !s.node.Up && (key == r.self.Name || now.Sub(s.changed) < r.deadAfter) {
+		s.node.Up = true
+	}
+}
+
+// check marks down every node whose heartbeat is older than DeadAfter, or
+// that left, runs the OnDown callbacks for each, and returns how long to
+// wait before the next check: until the next node would turn silent, at
+// most an Interval.
+func (r *Registry) check(now time.Time) time.Duration {
+	var down []string
+	next := r.interval
+	r.mu.Lock()
+	// Judge others only while this node's own heartbeats arrive: if they
+	// stopped, the silence is ours (NATS unreachable), not theirs.
+	healthy := !r.selfSeen.IsZero() && now.Sub(r.selfSeen) < r.deadAfter
+	for name, s := range r.nodes {
+		if name == r.self.Name {
+			s.node.Up = true
 			continue
 		}
-		if err != nil {
-			_ = lister.Stop()
-			return fmt.Errorf("read node %s: %w", key, err)
-		}
-		present[key] = e
-	}
-	var down []string
-	r.mu.Lock()
-	for key, e := range present {
-		s := r.nodes[key]
-		if s == nil {
-			s = &seen{changed: now}
-			r.nodes[key] = s
-			_ = json.Unmarshal(e.Value(), &s.node)
-		}
-		if e.Revision() != s.revision {
-			s.revision, s.changed = e.Revision(), now
-		}
-	}
-	for name, s := range r.nodes {
-		_, ok := present[name]
-		up := name == r.self.Name || (ok && now.Sub(s.changed) < MissedBeats*r.interval)
+		left := r.deadAfter - now.Sub(s.changed)
+		up := s.present && (left > 0 || !healthy)
 		if s.node.Up && !up {
 			down = append(down, name)
 		}
 		s.node.Up = up
-		s.node.LastSeen = s.changed
+		if up && left > 0 && left < next {
+			next = left
+		}
 	}
 	fns := append([]func(string){}, r.onDown...)
 	r.mu.Unlock()
 	for _, name := range down {
-		r.log.Warn("node down", "node", name)
+		r.log.Warn("node down", "node", name, "dead_after", r.deadAfter)
 		for _, fn := range fns {
 			fn(name)
 		}
 	}
-	return nil
+	// A millisecond past the deadline, so the check after a wake-up
+	// finds the node already silent rather than a hair short of it.
+	return next + time.Millisecond
 }

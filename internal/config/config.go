@@ -38,6 +38,9 @@ type Config struct {
 	NATSListen       string
 	Replicas         int
 	ClusterHeartbeat time.Duration
+	// ClusterDeadAfter is how long after its last heartbeat a node is
+	// considered down; 0 means three heartbeats.
+	ClusterDeadAfter time.Duration
 
 	JWTSecret    string
 	JWTPublicKey string
@@ -105,7 +108,8 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "external NATS server or cluster (nats://host:4222,...); empty starts an embedded server")
 	fs.StringVar(&c.NATSListen, "nats-listen", c.NATSListen, "address where the embedded NATS server accepts backend clients (empty: in-process only)")
 	fs.IntVar(&c.Replicas, "replicas", c.Replicas, "JetStream replication factor for Tether's streams and buckets")
-	fs.DurationVar(&c.ClusterHeartbeat, "cluster-heartbeat", c.ClusterHeartbeat, "interval of this node's heartbeat; a node missing 3 in a row is considered down")
+	fs.DurationVar(&c.ClusterHeartbeat, "cluster-heartbeat", c.ClusterHeartbeat, "interval of this node's heartbeat")
+	fs.DurationVar(&c.ClusterDeadAfter, "cluster-dead-after", c.ClusterDeadAfter, "consider a node down this long after its last heartbeat arrived (0: three heartbeats)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", c.JWTSecret, "HMAC secret for HS256/384/512 tokens")
 	fs.StringVar(&c.JWTPublicKey, "jwt-public-key", c.JWTPublicKey, "PEM public key file for RS*/PS*/ES*/EdDSA tokens")
 	fs.StringVar(&c.JWKSURL, "jwks-url", c.JWKSURL, "JWKS URL for RS*/PS*/ES*/EdDSA tokens")
@@ -329,6 +333,9 @@ func (c *Config) Validate() error {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive", name))
 		}
+	}
+	if c.ClusterDeadAfter < 0 || (c.ClusterDeadAfter > 0 && c.ClusterDeadAfter <= c.ClusterHeartbeat) {
+		errs = append(errs, fmt.Errorf("cluster-dead-after (%s) must be longer than cluster-heartbeat (%s), or 0 for three heartbeats", c.ClusterDeadAfter, c.ClusterHeartbeat))
 	}
 	if c.MaxMessageSize < 1024 {
 		errs = append(errs, errors.New("max-message-size must be at least 1KiB"))

@@ -127,7 +127,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (n *Node, er
 	}
 	n.Metrics.Registry.MustRegister(n.Ops.Collectors()...)
 	n.Metrics.Registry.MustRegister(n.Milestones.Collector())
-	if n.Cluster, err = cluster.Join(ctx, n.Backbone, cluster.Node{Name: cfg.NodeName, Addr: cfg.Addr}, cfg.ClusterHeartbeat, log.With("component", "cluster")); err != nil {
+	if n.Cluster, err = cluster.Join(ctx, n.Backbone, cluster.Node{Name: cfg.NodeName, Addr: cfg.Addr}, cluster.Options{Interval: cfg.ClusterHeartbeat, DeadAfter: cfg.ClusterDeadAfter}, log.With("component", "cluster")); err != nil {
 		return nil, err
 	}
 	n.Cluster.OnDown(n.Milestones.NodeDown)
