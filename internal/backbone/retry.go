@@ -10,11 +10,11 @@ import (
 )
 
 // WriteBound is how long Retry keeps trying a write across the loss of a
-// NATS server before the write is reported failed. A three-server cluster
-// elects a new leader for a stream within a few seconds of losing the old
-// one (measured in docs/deploy.md); the bound leaves room for that and a
-// reconnect.
-const WriteBound = 10 * time.Second
+// NATS server before the write is reported failed. A stream whose leader
+// died has no leader until a follower's election timeout fires, 4 to 9 s
+// in nats-server (4.2 to 8.5 s were measured, see docs/deploy.md); the
+// bound covers a split vote's second round too.
+const WriteBound = 20 * time.Second
 
 // attemptTimeout bounds one attempt, so that a request lost with a dying
 // server's connection is tried again instead of waiting out the whole
@@ -135,3 +135,13 @@ func IsConflict(err error) bool {
 	}
 	return false
 }
+
+// Live consumers (a node's channel hub, an operation's watchers) pull with
+// these: a pull lasts PullExpiry and the server sends a heartbeat every
+// PullHeartbeat while it has nothing, so a consumer lost with its NATS
+// server is noticed, and recreated on another, within two heartbeats
+// rather than the library's default of tens of seconds.
+const (
+	PullExpiry    = 5 * time.Second
+	PullHeartbeat = time.Second
+)

@@ -27,8 +27,8 @@ func TestRetry(t *testing.T) {
 		{"a conflict is not retried", []error{jetstream.ErrKeyExists}, jetstream.ErrKeyExists, 1, 0},
 		{"a full store is not retried", []error{full}, full, 1, 0},
 		// 20+40+80+160+320 ms, then 500 ms at a time until the next wait
-		// would pass the 10 s bound.
-		{"bounded", []error{nats.ErrNoResponders}, nats.ErrNoResponders, 24, 620*time.Millisecond + 18*500*time.Millisecond},
+		// would pass the 20 s bound.
+		{"bounded", []error{nats.ErrNoResponders}, nats.ErrNoResponders, 44, 620*time.Millisecond + 38*500*time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {

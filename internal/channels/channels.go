@@ -22,6 +22,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/tether-dev/tether/internal/auth"
 	"github.com/tether-dev/tether/internal/backbone"
@@ -159,7 +160,7 @@ func NewHub(ctx context.Context, bb *backbone.Backbone, cfg HubConfig) (*Hub, er
 		return nil, fmt.Errorf("follow stream %s: %w", StreamName, err)
 	}
 	h.cons = cons
-	h.cc, err = cons.Consume(h.dispatch, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	h.cc, err = cons.Consume(h.dispatch, jetstream.PullExpiry(backbone.PullExpiry), jetstream.PullHeartbeat(backbone.PullHeartbeat), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
 			cfg.Logger.Warn("channel consumer", "err", err)
 		}
@@ -201,7 +202,16 @@ func (h *Hub) Publish(ctx context.Context, channel, from string, data json.RawMe
 		Header:  nats.Header{headerChannel: []string{channel}, headerFrom: []string{from}},
 		Data:    data,
 	}
-	ack, err := h.js.PublishMsg(ctx, msg)
+	// The message ID makes a retry safe: if an attempt was stored but its
+	// acknowledgement was lost with a NATS server, the stream drops the
+	// second copy and acknowledges the first one's sequence.
+	id := nuid.Next()
+	var ack *jetstream.PubAck
+	err := backbone.Retry(ctx, func(ctx context.Context) error {
+		var err error
+		ack, err = h.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("publish to %s: %w", channel, err)
 	}

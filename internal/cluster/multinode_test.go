@@ -66,10 +66,13 @@ func freePort(t *testing.T, ip string) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// NATSCluster is a three-node NATS cluster with JetStream.
+// NATSCluster is a three-node NATS cluster with JetStream: servers in this
+// process (startNATSCluster), or processes that can be killed
+// (startNATSProcesses).
 type NATSCluster struct {
 	URL     string
 	servers []*server.Server
+	procs   []*natsProc
 }
 
 // tryNATSCluster starts three clustered servers on ports picked free.

@@ -63,9 +63,11 @@ type Node struct {
 // died, that is DeadAfter − Interval to DeadAfter, since it died somewhere
 // between two heartbeats.
 //
-// A node only judges others while its own heartbeats come back to it: one
-// cut off from NATS would otherwise see everyone else go quiet and fail
-// their work.
+// A node only judges others while its own heartbeats come back to it
+// (within two heartbeats), and counts silences from when they came back
+// at the earliest: one cut off from NATS, or a bucket whose stream is
+// electing a new leader, would otherwise see everyone go quiet at once and
+// fail their work.
 type Registry struct {
 	kv        jetstream.KeyValue
 	self      Node
@@ -76,7 +78,12 @@ type Registry struct {
 	mu       sync.Mutex
 	nodes    map[string]*seen
 	selfSeen time.Time // arrival of this node's own latest heartbeat
-	onDown   []func(node string)
+	// resumed is when this node's own heartbeats came back after a gap
+	// (NATS unreachable, or the bucket without a leader): silences are
+	// counted from then at the earliest, since nobody's heartbeat could
+	// arrive before.
+	resumed time.Time
+	onDown  []func(node string)
 
 	stop chan struct{}
 	done sync.WaitGroup
@@ -273,6 +280,9 @@ func (r *Registry) record(e jetstream.KeyValueEntry, now time.Time) {
 		s.present, s.revision, s.changed = true, e.Revision(), now
 		s.node.LastSeen = now
 		if key == r.self.Name {
+			if r.selfSeen.IsZero() || now.Sub(r.selfSeen) > r.selfGap() {
+				r.resumed = now
+			}
 			r.selfSeen = now
 		}
 	}
@@ -280,6 +290,10 @@ func (r *Registry) record(e jetstream.KeyValueEntry, now time.Time) {
 		s.node.Up = true
 	}
 }
+
+// selfGap is how long this node's own heartbeat may take to come back
+// before the bucket counts as unreachable from here: two heartbeats.
+func (r *Registry) selfGap() time.Duration { return 2 * r.interval }
 
 // check marks down every node whose heartbeat is older than DeadAfter, or
 // that left, runs the OnDown callbacks for each, and returns how long to
@@ -290,14 +304,19 @@ func (r *Registry) check(now time.Time) time.Duration {
 	next := r.interval
 	r.mu.Lock()
 	// Judge others only while this node's own heartbeats arrive: if they
-	// stopped, the silence is ours (NATS unreachable), not theirs.
-	healthy := !r.selfSeen.IsZero() && now.Sub(r.selfSeen) < r.deadAfter
+	// stopped, the silence is everyone's (NATS unreachable, or the bucket
+	// electing a leader), not theirs.
+	healthy := !r.selfSeen.IsZero() && now.Sub(r.selfSeen) <= r.selfGap()
 	for name, s := range r.nodes {
 		if name == r.self.Name {
 			s.node.Up = true
 			continue
 		}
-		left := r.deadAfter - now.Sub(s.changed)
+		since := s.changed
+		if r.resumed.After(since) {
+			since = r.resumed
+		}
+		left := r.deadAfter - now.Sub(since)
 		up := s.present && (left > 0 || !healthy)
 		if s.node.Up && !up {
 			down = append(down, name)

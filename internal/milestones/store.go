@@ -87,7 +87,7 @@ func OpenStore(ctx context.Context, bb *backbone.Backbone) (*Store, error) {
 // Create stores a new milestone; ErrExists if the id is taken.
 func (s *Store) Create(ctx context.Context, m *Milestone) error {
 	b, _ := json.Marshal(m)
-	if _, err := s.kv.Create(ctx, m.ID, b); err != nil {
+	if _, err := backbone.CreateKey(ctx, s.kv, m.ID, b); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return ErrExists
 		}
@@ -98,7 +98,11 @@ func (s *Store) Create(ctx context.Context, m *Milestone) error {
 
 // Get returns a milestone and its revision.
 func (s *Store) Get(ctx context.Context, id string) (*Milestone, uint64, error) {
-	e, err := s.kv.Get(ctx, id)
+	var e jetstream.KeyValueEntry
+	err := backbone.Retry(ctx, func(ctx context.Context) (err error) {
+		e, err = s.kv.Get(ctx, id)
+		return err
+	})
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return nil, 0, ErrNotFound
@@ -124,8 +128,8 @@ func (s *Store) Update(ctx context.Context, id string, fn func(m *Milestone) boo
 			return m, nil
 		}
 		b, _ := json.Marshal(m)
-		if _, err := s.kv.Update(ctx, id, b, rev); err != nil {
-			if attempt < 10 && errors.Is(err, jetstream.ErrKeyExists) {
+		if _, err := backbone.UpdateKey(ctx, s.kv, id, b, rev); err != nil {
+			if attempt < 10 && backbone.IsConflict(err) {
 				continue // a concurrent update: read again
 			}
 			return nil, fmt.Errorf("update milestone %s: %w", id, err)

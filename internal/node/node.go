@@ -158,12 +158,15 @@ func (n *Node) routes() {
 	authn := &httpapi.Authenticator{Verifier: n.Verifier, OnFailure: func(reason string) {
 		n.Metrics.AuthFailures.WithLabelValues(reason).Inc()
 	}}
-	msg := &messaging.Service{Hub: n.Hub, NC: n.Backbone.NC, Node: cfg.NodeName, MaxChannels: cfg.MaxChannels, PublishTimeout: 5 * time.Second}
+	// A publish may be retried for backbone.WriteBound while NATS elects a
+	// new leader; its deadline leaves room for that.
+	const publishTimeout = backbone.WriteBound + time.Second
+	msg := &messaging.Service{Hub: n.Hub, NC: n.Backbone.NC, Node: cfg.NodeName, MaxChannels: cfg.MaxChannels, PublishTimeout: publishTimeout}
 	n.mux.Handle("GET /ws/agent", n.Conns.Handler(msg.Endpoint()))
 	n.mux.Handle("GET /ws/agent-guidance", n.Conns.Handler(n.Ops.GuidanceEndpoint()))
 	n.mux.Handle("GET /ws/agent-worker", n.Conns.Handler(n.Ops.WorkerEndpoint()))
 	n.Ops.Routes(n.mux, authn)
-	n.mux.HandleFunc("POST /api/publish", httpapi.PublishHandler(authn, n.Hub, 5*time.Second))
+	n.mux.HandleFunc("POST /api/publish", httpapi.PublishHandler(authn, n.Hub, publishTimeout))
 	n.mux.Handle("GET /api/milestones/{id}/terminal", n.Conns.Handler(n.Milestones.Endpoint()))
 	n.Milestones.Routes(n.mux, authn)
 	n.mux.HandleFunc("GET /api/cluster/nodes", func(w http.ResponseWriter, r *http.Request) {

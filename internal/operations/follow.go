@@ -3,7 +3,6 @@ package operations
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -145,40 +144,18 @@ type pumpOptions struct {
 // sends them until the final event, an error, or ctx ends. It reports
 // whether the final event was sent.
 func (s *Service) pump(ctx context.Context, id string, p *plan, opts pumpOptions) (bool, error) {
-	cons, err := s.store.js.OrderedConsumer(ctx, StreamName, jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{eventSubject(id)},
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       max(p.from, 1),
-		InactiveThreshold: consumerIdleLimit,
-	})
+	r, err := newEventReader(ctx, s, id, p.from)
 	if err != nil {
-		return false, fmt.Errorf("follow %s: %w", id, err)
+		return false, err
 	}
-	// The library leaves an ordered consumer on the server when it stops
-	// (until its inactivity threshold): delete it when the watcher goes,
-	// after the iterator has stopped (defers run in reverse).
-	defer s.deleteConsumer(cons)
-	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(prefetchEvents, max(prefetchBytes, 8*s.cfg.MaxEventBytes)))
-	if err != nil {
-		return false, fmt.Errorf("follow %s: %w", id, err)
-	}
-	defer it.Stop()
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
+	defer r.close()
 
 	next := func() (delivery, uint64, error) {
-		m, err := it.Next()
+		m, pending, err := r.next()
 		if err != nil {
-			if ctx.Err() != nil {
-				return delivery{}, 0, ctx.Err()
-			}
-			return delivery{}, 0, fmt.Errorf("follow %s: %w", id, err)
+			return delivery{}, 0, err
 		}
 		seq, _ := strconv.ParseUint(m.Headers().Get(headerSeq), 10, 64)
-		var pending uint64
-		if meta, err := m.Metadata(); err == nil {
-			pending = meta.NumPending
-		}
 		return delivery{Seq: seq, Type: m.Headers().Get(headerType), Data: m.Data()}, pending, nil
 	}
 	var carry *delivery

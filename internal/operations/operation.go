@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/time/rate"
 
+	"github.com/tether-dev/tether/internal/backbone"
 	"github.com/tether-dev/tether/internal/protocol"
 )
 
@@ -25,8 +26,9 @@ const (
 // current for listings and for watchers that cannot be replayed to.
 const recordEvery = 250 * time.Millisecond
 
-// storeTimeout bounds one write to JetStream.
-const storeTimeout = 5 * time.Second
+// storeTimeout bounds one write to JetStream, retries across the loss of
+// a NATS server included (backbone.WriteBound).
+const storeTimeout = backbone.WriteBound + time.Second
 
 // errEnded is returned for events that arrive after the operation ended.
 var errEnded = errors.New("operation has ended")

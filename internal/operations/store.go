@@ -122,7 +122,11 @@ func openStore(ctx context.Context, bb *backbone.Backbone, maxAge time.Duration,
 
 // get returns an operation's record.
 func (s *store) get(ctx context.Context, id string) (*stored, error) {
-	e, err := s.kv.Get(ctx, id)
+	var e jetstream.KeyValueEntry
+	err := backbone.Retry(ctx, func(ctx context.Context) (err error) {
+		e, err = s.kv.Get(ctx, id)
+		return err
+	})
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, errNotFound
 	}
@@ -142,7 +146,7 @@ func (s *store) create(ctx context.Context, rec *stored) error {
 	if err != nil {
 		return fmt.Errorf("encode record %s: %w", rec.OperationID, err)
 	}
-	_, err = s.kv.Create(ctx, rec.OperationID, b)
+	_, err = backbone.CreateKey(ctx, s.kv, rec.OperationID, b)
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return errExists
 	}
@@ -160,7 +164,10 @@ func (s *store) put(ctx context.Context, rec *stored) error {
 	if err != nil {
 		return fmt.Errorf("encode record %s: %w", rec.OperationID, err)
 	}
-	if _, err := s.kv.Put(ctx, rec.OperationID, b); err != nil {
+	if err := backbone.Retry(ctx, func(ctx context.Context) error {
+		_, err := s.kv.Put(ctx, rec.OperationID, b)
+		return err
+	}); err != nil {
 		return fmt.Errorf("put record %s: %w", rec.OperationID, err)
 	}
 	return nil
@@ -215,7 +222,13 @@ func (s *store) publish(ctx context.Context, id, typ string, seq uint64, frame [
 		},
 		Data: frame,
 	}
-	ack, err := s.js.PublishMsg(ctx, msg)
+	// Its message ID (operation:seq) makes a retry safe: a copy stored by
+	// an attempt whose acknowledgement was lost is not stored twice.
+	var ack *jetstream.PubAck
+	err := backbone.Retry(ctx, func(ctx context.Context) (err error) {
+		ack, err = s.js.PublishMsg(ctx, msg)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("store %s event %d of %s: %w", typ, seq, id, err)
 	}
@@ -237,7 +250,11 @@ func eventOf(m *jetstream.RawStreamMsg) storedEvent {
 
 // lastEvent returns the operation's latest stored event.
 func (s *store) lastEvent(ctx context.Context, id string) (storedEvent, error) {
-	m, err := s.stream.GetLastMsgForSubject(ctx, eventSubject(id))
+	var m *jetstream.RawStreamMsg
+	err := backbone.Retry(ctx, func(ctx context.Context) (err error) {
+		m, err = s.stream.GetLastMsgForSubject(ctx, eventSubject(id))
+		return err
+	})
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return storedEvent{}, errNotFound
 	}
@@ -250,7 +267,11 @@ func (s *store) lastEvent(ctx context.Context, id string) (storedEvent, error) {
 // firstEvent returns the operation's oldest event still stored at or after
 // stream sequence from.
 func (s *store) firstEvent(ctx context.Context, id string, from uint64) (storedEvent, error) {
-	m, err := s.stream.GetMsg(ctx, max(from, 1), jetstream.WithGetMsgSubject(eventSubject(id)))
+	var m *jetstream.RawStreamMsg
+	err := backbone.Retry(ctx, func(ctx context.Context) (err error) {
+		m, err = s.stream.GetMsg(ctx, max(from, 1), jetstream.WithGetMsgSubject(eventSubject(id)))
+		return err
+	})
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return storedEvent{}, errNotFound
 	}
