@@ -3,7 +3,8 @@
 # tests need Chromium (Debian/Ubuntu: apt-get install -y chromium).
 #
 #   make dev     build the console, then run `tether serve --dev` with it
-#   make test    every Go test (with -race), then the console's browser tests
+#   make test    every Go test (with -race, never from the test cache), then
+#                the console's browser tests
 #   make build   ./tether with the console embedded
 #   make web     only the console's bundle (internal/webui/dist/console)
 
@@ -11,7 +12,7 @@ GOTOOLCHAIN ?= local
 export GOTOOLCHAIN
 GO ?= go
 NPM ?= npm
-# Extra flags for go test, e.g. GOTESTFLAGS="-count=1 -timeout 25m".
+# Extra flags for go test, e.g. GOTESTFLAGS="-timeout 25m -run TestX".
 GOTESTFLAGS ?=
 # Flags of `tether serve --dev` under make dev, e.g. DEVFLAGS="--addr :9000".
 DEVFLAGS ?=
@@ -42,8 +43,10 @@ test:
 	@status=0; $(MAKE) --no-print-directory test-go || status=1; \
 	$(MAKE) --no-print-directory test-web || status=1; exit $$status
 
+# -count=1: the README's test command runs the tests every time, never
+# answering from Go's test cache (GOTESTFLAGS may repeat it).
 test-go:
-	$(GO) test -race $(GOTESTFLAGS) ./...
+	$(GO) test -race -count=1 $(GOTESTFLAGS) ./...
 
 # Builds tether with the console and drives it in headless Chromium.
 test-web: $(BUNDLE)
