@@ -2,7 +2,7 @@
 # (web/, see docs/console.md) needs Node.js >= 20.19 and npm, and its browser
 # tests need Chromium (Debian/Ubuntu: apt-get install -y chromium).
 #
-#   make dev     build the console, then run `tether serve --dev` with it
+#   make dev     build the console and ./tether, then run `tether serve --dev`
 #   make test    every Go test (with -race, never from the test cache), then
 #                the console's browser tests
 #   make build   ./tether with the console embedded
@@ -16,14 +16,20 @@ NPM ?= npm
 GOTESTFLAGS ?=
 # Flags of `tether serve --dev` under make dev, e.g. DEVFLAGS="--addr :9000".
 DEVFLAGS ?=
+# The binary make dev builds and runs.
+DEVBIN ?= ./tether
 
 BUNDLE := internal/webui/dist/console/index.html
 WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json
 
 .PHONY: dev build web test test-go test-web clean
 
+# A built binary rather than `go run`: go run exits 1 whenever it is
+# interrupted, whatever its program did, so Ctrl-C would end in
+# "make: *** [dev] Error 1". tether serve exits 0 after a clean shutdown.
 dev: $(BUNDLE)
-	$(GO) run ./cmd/tether serve --dev $(DEVFLAGS)
+	$(GO) build -o $(DEVBIN) ./cmd/tether
+	exec $(DEVBIN) serve --dev $(DEVFLAGS)
 
 build: $(BUNDLE)
 	$(GO) build -o tether ./cmd/tether

@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,6 +79,46 @@ func makeCmd(t *testing.T, out *testkit.SyncBuffer, args ...string) *exec.Cmd {
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	return cmd
+}
+
+// Ctrl-C on `make dev` stops the node cleanly and make reports no error
+// (`go run` exits 1 whenever it is interrupted: make printed
+// "make: *** [Makefile:…: dev] Error 1").
+func TestMakeDevCtrlC(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	var out testkit.SyncBuffer
+	// BUNDLE= : the console's bundle (npm) is not what this is about.
+	cmd := makeCmd(t, &out, "dev", "BUNDLE=", "DEVBIN="+filepath.Join(dir, "tether"),
+		"DEVFLAGS=--addr 127.0.0.1:0 --data-dir "+filepath.Join(dir, "data"))
+	p := startProc(t, cmd, killGroup)
+	deadline := time.Now().Add(buildTimeout)
+	for !strings.Contains(out.String(), "tether listening") {
+		select {
+		case <-p.done:
+			t.Fatalf("make dev ended: %v\n%s", p.err, out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("make dev did not start within %v:\n%s", buildTimeout, out.String())
+		}
+	}
+	// Ctrl-C: the terminal signals the whole foreground process group.
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	err := p.wait(t, testkit.Timeout)
+	// make passes an interrupt on by ending with the same signal (the
+	// shell prints nothing for it); any other failure is an error.
+	var ee *exec.ExitError
+	if err != nil && !(errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGINT) {
+		t.Fatalf("make dev after Ctrl-C: %v\n%s", err, out.String())
+	}
+	if s := out.String(); strings.Contains(s, "***") || !strings.Contains(s, "msg=stopped") {
+		t.Fatalf("make dev after Ctrl-C, want a clean stop and no make error:\n%s", s)
+	}
 }
 
 // `make test` runs the tests every time, never from Go's test cache, and
