@@ -474,6 +474,7 @@ func (s *Service) launchCommand(rec *stored, spec agents.OperationSpec, input js
 	if !s.trackRun(o) {
 		// The node began shutting down while it was being stored.
 		cancel()
+		s.m.started.WithLabelValues(rec.AgentID).Inc()
 		o.finish(protocol.StatusFailed, protocol.CodeInterrupted, "the node running the operation shut down", nil)
 		s.releaseSlot(rec.Owner, typeKey)
 		return Started{Event: ev, StreamSeq: o.rec.StreamSeq}, nil

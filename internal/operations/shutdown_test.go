@@ -64,6 +64,7 @@ func TestShutdownDeliversFinalEventThenCloses(t *testing.T) {
 	testkit.Eventually(t, "SSE at seq 2", func() bool { return strings.Contains(body.String(), "id: 2\nevent: operation_progress\n") })
 
 	shutErr := make(chan error, 1)
+	began := time.Now()
 	go func() {
 		sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer scancel()
@@ -113,6 +114,7 @@ func TestShutdownDeliversFinalEventThenCloses(t *testing.T) {
 		if err != nil {
 			t.Fatalf("shutdown: %v", err)
 		}
+		t.Logf("shutdown with an operation and two watchers took %v", time.Since(began))
 	case <-time.After(testkit.Timeout):
 		t.Fatal("shutdown did not return")
 	}
