@@ -83,7 +83,10 @@ func (s *Service) serveRelays() error {
 	// Ending waits for the program to exit: off the subscription's goroutine.
 	end := func(m *nats.Msg) {
 		if !s.track() {
-			return // shutting down: its terminals end anyway
+			// Shutting down: its terminals are being ended anyway.
+			b, _ := json.Marshal(endReply{Error: errClosed.Error()})
+			_ = m.Respond(b)
+			return
 		}
 		go func() { defer s.wg.Done(); s.hostEnd(m) }()
 	}
