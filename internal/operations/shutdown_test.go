@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -120,5 +121,51 @@ func TestShutdownDeliversFinalEventThenCloses(t *testing.T) {
 	}
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		t.Fatalf("serve: %v", err)
+	}
+}
+
+// The shutdown deadline bounds the wait for final events: an agent that
+// ignores SIGTERM holds its final event back until the kill grace ends,
+// and a deadline shorter than that stops waiting for it, reports so, and
+// the node still stops (storing the interrupted end once the agent is
+// killed, before NATS stops).
+func TestShutdownDeadlineBoundsDrain(t *testing.T) {
+	cfg := opsConfig(t)
+	cfg.OperationKillGrace = 3 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := node.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(n.Handler())
+	defer srv.Close()
+	c := testkit.Dial(t, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws/agent-guidance", testkit.Bearer(testkit.Token(t, "alice")))
+	start(t, c, "sd-stubborn", "tests", "stubborn", nil)
+	if m := c.Expect(tProgress); m["seq"] != float64(2) {
+		t.Fatalf("progress = %v", m)
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer scancel()
+	err = n.Shutdown(sctx)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "operations: final events not delivered") {
+		t.Fatalf("shutdown past its deadline: %v", err)
+	}
+	// The connection is gone (cut at the deadline), without the final event.
+	for {
+		_, b, err := c.ReadRaw()
+		if err != nil {
+			break
+		}
+		if strings.Contains(string(b), `"operation_failed"`) {
+			t.Fatalf("final event %s before the kill grace ended", b)
+		}
+	}
+
+	// The same data directory: the record says how it ended.
+	n2 := testkit.Start(t, cfg, nil)
+	rec := waitStatus(t, n2, "alice", "sd-stubborn", "failed")
+	if f, _ := rec["failure"].(map[string]any); f["code"] != "interrupted" || f["message"] != "the node running the operation shut down" {
+		t.Fatalf("record = %v", rec)
 	}
 }
