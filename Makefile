@@ -2,8 +2,9 @@
 # (web/, see docs/console.md) needs Node.js >= 20.19 and npm, and its browser
 # tests need Chromium (Debian/Ubuntu: apt-get install -y chromium).
 #
-#   make dev     build the console, then run `tether serve --dev` with it
-#   make test    every Go test (with -race), then the console's browser tests
+#   make dev     build the console and ./tether, then run `tether serve --dev`
+#   make test    every Go test (with -race, never from the test cache), then
+#                the console's browser tests
 #   make build   ./tether with the console embedded
 #   make web     only the console's bundle (internal/webui/dist/console)
 
@@ -11,18 +12,24 @@ GOTOOLCHAIN ?= local
 export GOTOOLCHAIN
 GO ?= go
 NPM ?= npm
-# Extra flags for go test, e.g. GOTESTFLAGS="-count=1 -timeout 25m".
+# Extra flags for go test, e.g. GOTESTFLAGS="-timeout 25m -run TestX".
 GOTESTFLAGS ?=
 # Flags of `tether serve --dev` under make dev, e.g. DEVFLAGS="--addr :9000".
 DEVFLAGS ?=
+# The binary make dev builds and runs.
+DEVBIN ?= ./tether
 
 BUNDLE := internal/webui/dist/console/index.html
 WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json
 
 .PHONY: dev build web test test-go test-web clean
 
+# A built binary rather than `go run`: go run exits 1 whenever it is
+# interrupted, whatever its program did, so Ctrl-C would end in
+# "make: *** [dev] Error 1". tether serve exits 0 after a clean shutdown.
 dev: $(BUNDLE)
-	$(GO) run ./cmd/tether serve --dev $(DEVFLAGS)
+	$(GO) build -o $(DEVBIN) ./cmd/tether
+	exec $(DEVBIN) serve --dev $(DEVFLAGS)
 
 build: $(BUNDLE)
 	$(GO) build -o tether ./cmd/tether
@@ -42,8 +49,10 @@ test:
 	@status=0; $(MAKE) --no-print-directory test-go || status=1; \
 	$(MAKE) --no-print-directory test-web || status=1; exit $$status
 
+# -count=1: the README's test command runs the tests every time, never
+# answering from Go's test cache (GOTESTFLAGS may repeat it).
 test-go:
-	$(GO) test -race $(GOTESTFLAGS) ./...
+	$(GO) test -race -count=1 $(GOTESTFLAGS) ./...
 
 # Builds tether with the console and drives it in headless Chromium.
 test-web: $(BUNDLE)

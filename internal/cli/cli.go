@@ -98,6 +98,15 @@ func Serve(args []string, stdout, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// A write to a closed pipe on stdout or stderr (`tether serve | tee log`
+	// after Ctrl-C ended tee) must not kill the node in the middle of its
+	// shutdown: Go raises SIGPIPE for those unless the program handles it.
+	// Handled rather than ignored: an ignored signal stays ignored in the
+	// programs that operations and terminals run, a handled one does not.
+	// Nobody reads the channel: Notify drops what a full one cannot take.
+	sigpipe := make(chan os.Signal, 1)
+	signal.Notify(sigpipe, syscall.SIGPIPE)
+	defer signal.Stop(sigpipe)
 
 	n, err := node.New(ctx, cfg, log)
 	if err != nil {

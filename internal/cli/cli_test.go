@@ -26,16 +26,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // mints with the stored dev secret, and SIGTERM closes clients with 1001
 // and exits 0.
 func TestServeDevEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
+	bin := buildTether(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "tether")
-	build := exec.Command("go", "build", "-o", bin, "../../cmd/tether")
-	build.Env = append(os.Environ(), "GOTOOLCHAIN=local")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
 	data := filepath.Join(dir, "data")
 	cmd := exec.Command(bin, "serve", "--dev", "--addr", "127.0.0.1:0", "--data-dir", data)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}

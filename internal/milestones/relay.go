@@ -82,7 +82,12 @@ const (
 func (s *Service) serveRelays() error {
 	// Ending waits for the program to exit: off the subscription's goroutine.
 	end := func(m *nats.Msg) {
-		s.wg.Add(1)
+		if !s.track() {
+			// Shutting down: its terminals are being ended anyway.
+			b, _ := json.Marshal(endReply{Error: errClosed.Error()})
+			_ = m.Respond(b)
+			return
+		}
 		go func() { defer s.wg.Done(); s.hostEnd(m) }()
 	}
 	for verb, h := range map[string]nats.MsgHandler{"attach": s.hostAttach, "ctl": s.hostCtl, "end": end, "recording": s.hostRecording} {
@@ -137,14 +142,22 @@ func (s *Service) hostAttach(m *nats.Msg) {
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.dog = time.AfterFunc(relayIdle, r.cancel)
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		r.dog.Stop()
+		r.cancel()
+		_ = client.Close()
+		reply(attachReply{Code: protocol.CodeNodeDown, Message: "the node running this terminal is shutting down"})
+		return
+	}
 	s.relays[r.id] = r
+	s.wg.Add(1) // r.pump
 	s.mu.Unlock()
 	l.attach(r)
 	cols, rows := l.sess.Size()
 	reply(attachReply{Relay: r.id, Status: protocol.TerminalStatus{
 		PID: l.sess.PID(), Cols: cols, Rows: rows, Clients: l.count(), Offset: r.feed.attachAt,
 	}})
-	s.wg.Add(1)
 	go r.pump()
 }
 
@@ -320,12 +333,18 @@ func (s *Service) relayTo(ctx context.Context, node, id string, since int64) (*r
 	}
 	rs := &remoteSource{svc: s, node: node, relay: rep.Relay, sub: sub, msgs: msgs, down: make(chan struct{}), stop: make(chan struct{})}
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		rs.op("close", nil, nil)
+		_ = sub.Unsubscribe()
+		return nil, st, protocol.CodeNodeDown, errClosed
+	}
 	if s.remotes[node] == nil {
 		s.remotes[node] = map[*remoteSource]struct{}{}
 	}
 	s.remotes[node][rs] = struct{}{}
+	s.wg.Add(1) // rs.keepalive
 	s.mu.Unlock()
-	s.wg.Add(1)
 	go rs.keepalive()
 	return rs, rep.Status, "", nil
 }

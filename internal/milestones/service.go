@@ -52,12 +52,19 @@ type Service struct {
 	nc   *nats.Conn
 	subs []*nats.Subscription
 
-	mu      sync.Mutex
-	live    map[string]*live
-	relays  map[string]*hostRelay                 // clients of other nodes attached here
-	remotes map[string]map[*remoteSource]struct{} // by host node: clients here of terminals elsewhere
-	wg      sync.WaitGroup                        // session watchers, relay pumps
-	ended   endedTotals                           // counters of sessions no longer in live
+	// mu guards the maps below and closed. It is never held across I/O
+	// (the store, NATS, a program's start): every relay credit and every
+	// attach of every terminal of the node takes it.
+	mu       sync.Mutex
+	live     map[string]*live
+	starting map[string]chan struct{}              // milestones being started here, closed when done
+	relays   map[string]*hostRelay                 // clients of other nodes attached here
+	remotes  map[string]map[*remoteSource]struct{} // by host node: clients here of terminals elsewhere
+	closed   bool                                  // Close has begun: nothing new starts
+	// wg counts session watchers, relay pumps and end requests. Add is
+	// only called under mu while !closed, so every Add precedes Close's Wait.
+	wg    sync.WaitGroup
+	ended endedTotals // counters of sessions no longer in live
 }
 
 // live is a running session on this node and the connections attached.
@@ -89,7 +96,7 @@ func NewService(ctx context.Context, store *Store, cfg Config) (*Service, error)
 		cfg.ClientQueue = 32
 	}
 	s := &Service{
-		cfg: cfg, store: store, log: cfg.Logger, nc: cfg.NC, live: map[string]*live{},
+		cfg: cfg, store: store, log: cfg.Logger, nc: cfg.NC, live: map[string]*live{}, starting: map[string]chan struct{}{},
 		relays: map[string]*hostRelay{}, remotes: map[string]map[*remoteSource]struct{}{},
 	}
 	if err := os.MkdirAll(s.recordingDir(), 0o755); err != nil {
@@ -175,13 +182,44 @@ func NewID() string {
 
 // Start starts a pending milestone's program on this node, or returns the
 // session that already runs it. A finished milestone cannot be started.
+// Starts of one milestone are single-flight: a caller arriving while
+// another starts it waits for that start and then looks again. No lock is
+// held across the store's I/O or the program's start, so a slow store
+// delays the callers starting this milestone and nobody else.
 func (s *Service) Start(ctx context.Context, id string) (*live, *Milestone, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if l := s.live[id]; l != nil {
-		m, _, err := s.store.Get(ctx, id)
-		return l, m, err
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil, nil, errClosed
+		}
+		l, busy := s.live[id], s.starting[id]
+		if l == nil && busy == nil {
+			done := make(chan struct{})
+			s.starting[id] = done
+			s.mu.Unlock()
+			l, m, err := s.start(ctx, id)
+			s.mu.Lock()
+			delete(s.starting, id)
+			s.mu.Unlock()
+			close(done)
+			return l, m, err
+		}
+		s.mu.Unlock()
+		if l != nil {
+			m, _, err := s.store.Get(ctx, id)
+			return l, m, err
+		}
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("start milestone %s: %w", id, ctx.Err())
+		}
 	}
+}
+
+// start is Start for the one caller starting milestone id.
+func (s *Service) start(ctx context.Context, id string) (*live, *Milestone, error) {
 	m, _, err := s.store.Get(ctx, id)
 	if err != nil {
 		return nil, nil, err
@@ -220,16 +258,45 @@ func (s *Service) Start(ctx context.Context, id string) (*live, *Milestone, erro
 		return nil, nil, err
 	}
 	l := &live{id: id, svc: s, sess: sess, clients: map[peer]struct{}{}, ended: make(chan struct{})}
+	s.mu.Lock()
+	if s.closed {
+		// Close took its list of sessions while this one started: end it
+		// here, as Close would have.
+		s.mu.Unlock()
+		_ = sess.Terminate(s.cfg.KillGrace)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if _, err := s.store.Update(ctx, id, func(m *Milestone) bool {
+			finish(m, ReasonInterrupted)
+			return true
+		}); err != nil {
+			s.log.Warn("record milestone end", "milestone", id, "err", err)
+		}
+		return nil, nil, errClosed
+	}
 	s.live[id] = l
 	s.wg.Add(1)
+	s.mu.Unlock()
 	go s.watch(l)
 	l.armDetach(s)
 	return l, m, nil
 }
 
+// track counts a goroutine in wg unless the service is closing.
+func (s *Service) track() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
 var (
 	errFinished  = errors.New("milestone has finished")
 	errElsewhere = errors.New("milestone runs on another node")
+	errClosed    = errors.New("the node is shutting down")
 )
 
 // watch records the session's end in the milestone.
@@ -332,6 +399,7 @@ func (s *Service) End(ctx context.Context, id, reason string) (*Milestone, error
 // reason interrupted) and waits for their ends to be recorded.
 func (s *Service) Close() {
 	s.mu.Lock()
+	s.closed = true
 	ls := make([]*live, 0, len(s.live))
 	for _, l := range s.live {
 		ls = append(ls, l)

@@ -228,15 +228,27 @@ func (n *Node) Serve(ln net.Listener) error {
 	return err
 }
 
-// Shutdown stops accepting, closes every WebSocket with 1001 and waits for
-// them to drain until ctx ends, then stops the backbone last so that what
-// the connections did on their way out still reaches NATS.
+// Shutdown stops the node, bounded by ctx: it stops accepting, ends the
+// operations running here as interrupted and lets their watchers (WebSocket
+// and SSE) deliver that final event, closes every WebSocket with 1001 and
+// waits for them to drain, then stops the rest, the backbone last so that
+// what the connections did on their way out still reaches NATS.
 func (n *Node) Shutdown(ctx context.Context) error {
 	var errs []error
+	httpDone := make(chan error, 1)
 	if n.httpSrv != nil {
-		// Closes the listeners; hijacked WebSockets are the conn layer's.
-		if err := n.httpSrv.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("http: %w", err))
+		// Closes the listeners at once, then waits for the plain HTTP
+		// requests, SSE streams included, which end with their operations
+		// below; hijacked WebSockets are the conn layer's.
+		go func() { httpDone <- n.httpSrv.Shutdown(ctx) }()
+	} else {
+		httpDone <- nil
+	}
+	if n.Ops != nil {
+		// Before the 1001s: a client told 1001 first would only learn how
+		// its operation ended after reconnecting to another node.
+		if err := n.Ops.Drain(ctx); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if n.Conns != nil {
@@ -244,6 +256,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("connections: %w", err))
 		}
 		n.Conns = nil
+	}
+	if err := <-httpDone; err != nil {
+		errs = append(errs, fmt.Errorf("http: %w", err))
 	}
 	n.close()
 	return errors.Join(errs...)

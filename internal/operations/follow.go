@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -138,12 +139,51 @@ type pumpOptions struct {
 	// lagging, when set, reports that the watcher is behind; progress
 	// followed by more progress is then skipped.
 	lagging func() bool
+	// flush, when set, waits until what send queued has been written. It is
+	// called after the final event when the node is shutting down, so that
+	// the final event is out before the connection is closed.
+	flush func(context.Context) error
+}
+
+// follower is one running pump, as a drain sees it.
+type follower struct {
+	id      string
+	cancel  context.CancelFunc
+	stopped atomic.Bool
+}
+
+// stop ends the pump: the node shuts down and will not wait for it.
+func (f *follower) stop() {
+	f.stopped.Store(true)
+	f.cancel()
 }
 
 // pump reads operation id's events from the stream as the plan says and
 // sends them until the final event, an error, or ctx ends. It reports
-// whether the final event was sent.
+// whether the final event was sent. When the node shuts down, a pump of
+// an operation that it is not ending stops with no error.
 func (s *Service) pump(ctx context.Context, id string, p *plan, opts pumpOptions) (bool, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	f := &follower{id: id, cancel: cancel}
+	if !s.addFollower(f) {
+		return false, nil
+	}
+	defer s.removeFollower(f)
+	final, err := s.follow(ctx, id, p, opts)
+	if err != nil && f.stopped.Load() {
+		err = nil
+	}
+	if final && opts.flush != nil && s.draining() {
+		if err := opts.flush(ctx); err != nil {
+			s.log.Debug("operations: final event not flushed", "operation", id, "err", err)
+		}
+	}
+	return final, err
+}
+
+// follow is pump's loop.
+func (s *Service) follow(ctx context.Context, id string, p *plan, opts pumpOptions) (bool, error) {
 	r, err := newEventReader(ctx, s, id, p.from)
 	if err != nil {
 		return false, err

@@ -168,6 +168,7 @@ func (g *guidance) watch(id string, p *plan) {
 		}()
 		_, err := g.svc.pump(ctx, id, p, pumpOptions{
 			lagging: func() bool { return g.c.Queued() >= low },
+			flush:   func(ctx context.Context) error { return g.c.WaitQueueBelow(ctx, 1) },
 			send: func(d delivery) error {
 				// Never overflow the connection's queue (which would close
 				// it as a slow consumer): the backlog waits in JetStream.

@@ -105,6 +105,13 @@ type Service struct {
 	perType map[string]int // running command operations per agent/type
 	workers map[string][]*worker
 	runSubs map[string]*nats.Subscription
+	// followers are the running pumps (watchers reading an operation's
+	// events), so that a drain can stop those it does not wait for.
+	followers map[*follower]struct{}
+	// ending, set by the first Drain or Close, holds the operations this
+	// node was running then: the ones it ends as interrupted, whose
+	// watchers it lets deliver the final event.
+	ending map[string]bool
 
 	runs     sync.WaitGroup // command agent processes
 	watchers sync.WaitGroup // watcher goroutines
@@ -142,7 +149,7 @@ func New(ctx context.Context, bb *backbone.Backbone, cfg Config) (*Service, erro
 	s := &Service{
 		cfg: cfg, log: cfg.Logger, nc: bb.NC, store: st, commands: map[string]agents.CommandAgent{},
 		local: map[string]*operation{}, perUser: map[string]int{}, perType: map[string]int{},
-		workers: map[string][]*worker{}, runSubs: map[string]*nats.Subscription{},
+		workers: map[string][]*worker{}, runSubs: map[string]*nats.Subscription{}, followers: map[*follower]struct{}{},
 		ctx: bg, cancel: cancel, m: newOpMetrics(),
 	}
 	for _, a := range cfg.Agents {
@@ -202,14 +209,60 @@ func (s *Service) failNode(ctx context.Context, node, why string) error {
 	return nil
 }
 
+// Drain is the first step of a node's shutdown, taken before its
+// connections are closed: it refuses new operations and watchers, ends
+// the operations this node runs as interrupted (a command agent gets
+// SIGTERM, then SIGKILL after KillGrace), and lets their watchers deliver
+// every event up to that final one (on a WebSocket, until it is written to
+// the socket). Watchers of operations that run on other nodes stop at once:
+// their clients resume elsewhere. It returns once all of that is done, or
+// when ctx ends, having then stopped every watcher.
+func (s *Service) Drain(ctx context.Context) error {
+	s.stopRunning()
+	done := make(chan struct{})
+	go func() {
+		s.runs.Wait()
+		s.watchers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.cancel() // every watcher
+		return fmt.Errorf("operations: final events not delivered: %w", ctx.Err())
+	}
+}
+
 // Close stops every operation this node runs, failing them as interrupted,
-// stops the watchers, and waits for all of it.
+// stops the watchers, and waits for all of it. After Drain it only waits.
 func (s *Service) Close() {
+	s.stopRunning()
+	s.runs.Wait()
+	s.cancel()
+	s.watchers.Wait()
+}
+
+// stopRunning refuses new operations and watchers and stops the running
+// operations; Drain and Close then wait for them. Calling it again stops
+// what may have begun meanwhile.
+func (s *Service) stopRunning() {
 	s.mu.Lock()
 	s.closing = true
 	ops := make([]*operation, 0, len(s.local))
 	for _, o := range s.local {
 		ops = append(ops, o)
+	}
+	if s.ending == nil {
+		s.ending = map[string]bool{}
+		for id := range s.local {
+			s.ending[id] = true
+		}
+		for f := range s.followers {
+			if !s.ending[f.id] {
+				f.stop()
+			}
+		}
 	}
 	subs := s.runSubs
 	s.runSubs = map[string]*nats.Subscription{}
@@ -223,9 +276,31 @@ func (s *Service) Close() {
 		}
 		o.requestStop()
 	}
-	s.runs.Wait()
-	s.cancel()
-	s.watchers.Wait()
+}
+
+// draining reports whether the node is shutting down.
+func (s *Service) draining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// addFollower registers a pump; during a drain it refuses (and does not
+// register) one for an operation the drain does not end.
+func (s *Service) addFollower(f *follower) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ending != nil && !s.ending[f.id] {
+		return false
+	}
+	s.followers[f] = struct{}{}
+	return true
+}
+
+func (s *Service) removeFollower(f *follower) {
+	s.mu.Lock()
+	delete(s.followers, f)
+	s.mu.Unlock()
 }
 
 // addWatcher counts a watcher goroutine, unless the service is closing.
@@ -360,6 +435,21 @@ func (s *Service) track(o *operation) {
 	s.mu.Unlock()
 }
 
+// trackRun tracks a command operation about to run and counts it in runs,
+// unless the node is shutting down. Counting under s.mu, while closing is
+// false, orders it before the runs.Wait of a shutdown.
+func (s *Service) trackRun(o *operation) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.local[o.rec.OperationID] = o
+	s.m.started.WithLabelValues(o.rec.AgentID).Inc()
+	s.runs.Add(1)
+	return true
+}
+
 func (s *Service) untrack(o *operation) {
 	s.mu.Lock()
 	delete(s.local, o.rec.OperationID)
@@ -381,8 +471,14 @@ func (s *Service) launchCommand(rec *stored, spec agents.OperationSpec, input js
 		s.releaseSlot(rec.Owner, typeKey)
 		return Started{}, fmt.Errorf("start %s: %w", rec.OperationID, err)
 	}
-	s.track(o)
-	s.runs.Add(1)
+	if !s.trackRun(o) {
+		// The node began shutting down while it was being stored.
+		cancel()
+		s.m.started.WithLabelValues(rec.AgentID).Inc()
+		o.finish(protocol.StatusFailed, protocol.CodeInterrupted, "the node running the operation shut down", nil)
+		s.releaseSlot(rec.Owner, typeKey)
+		return Started{Event: ev, StreamSeq: o.rec.StreamSeq}, nil
+	}
 	go func() {
 		defer s.runs.Done()
 		defer s.releaseSlot(rec.Owner, typeKey)
