@@ -23,7 +23,7 @@ func Connect(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	token := fs.String("token", os.Getenv("TETHER_TOKEN"), "token, sent as Authorization: Bearer (default $TETHER_TOKEN)")
 	wait := fs.Duration("wait", time.Second, "how long to keep reading after stdin ends")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: tether connect [--token T] ws://host:port/ws/agent")
+		fmt.Fprintln(stderr, "Usage: tether connect --token TOKEN ws://host:port/ws/agent")
 		fs.PrintDefaults()
 	}
 	url, rest := "", args
@@ -40,10 +40,13 @@ func Connect(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errors.New("a URL is required")
 	}
-	hdr := http.Header{}
-	if *token != "" {
-		hdr.Set("Authorization", "Bearer "+*token)
+	if *token == "" {
+		// Every endpoint needs one; without it the server closes with 4001
+		// at the first message, or after --auth-timeout on a silent stdin.
+		return fmt.Errorf("no token: pass --token TOKEN or set TETHER_TOKEN (mint one with: %s token --sub alice; serve --dev prints one too)", self())
 	}
+	hdr := http.Header{}
+	hdr.Set("Authorization", "Bearer "+*token)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
