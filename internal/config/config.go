@@ -77,6 +77,11 @@ type Config struct {
 	TerminalRecordingMaxBytes int64
 	TerminalDetachTimeout     time.Duration
 
+	// Origins says where each setting that is not at its default came
+	// from, by flag name: "--jwt-secret", "TETHER_JWT_SECRET" or
+	// "tether.yaml line 3" (see Origin).
+	Origins map[string]string
+
 	// Extra holds the YAML file's structured sections (such as agents) for
 	// the packages that own them to decode.
 	Extra map[string]yaml.Node
@@ -184,6 +189,23 @@ func Defaults() *Config {
 	}
 }
 
+// Origin says where the setting with the given flag name came from, for
+// messages: the flag, the environment variable, the file and line, or "the
+// default".
+func (c *Config) Origin(name string) string {
+	if o, ok := c.Origins[name]; ok {
+		return o
+	}
+	return "the default"
+}
+
+func (c *Config) setOrigin(name, origin string) {
+	if c.Origins == nil {
+		c.Origins = map[string]string{}
+	}
+	c.Origins[name] = origin
+}
+
 // EnvName is the environment variable of the setting with the given flag name.
 func EnvName(flagName string) string {
 	return "TETHER_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
@@ -247,11 +269,13 @@ func Load(args, environ []string) (*Config, error) {
 		if err := f.Value.Set(v); err != nil {
 			return nil, fmt.Errorf("environment %s: %w", k, err)
 		}
+		c.setOrigin(name, k)
 	}
 	for name, v := range explicit {
 		if err := fs.Lookup(name).Value.Set(v); err != nil {
 			return nil, fmt.Errorf("flag --%s: %w", name, err)
 		}
+		c.setOrigin(name, "--"+name)
 	}
 	return c, c.Validate()
 }
@@ -297,6 +321,7 @@ func (c *Config) loadFile(fs *flag.FlagSet, path string) error {
 		if err := f.Value.Set(s); err != nil {
 			return fmt.Errorf("config %s: %s: %w", path, k, err)
 		}
+		c.setOrigin(name, fmt.Sprintf("%s line %d", path, node.Line))
 	}
 	return nil
 }
