@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -143,6 +144,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.Var((*sizeValue)(&c.TerminalRingSize), "terminal-ring-size", "recent output each terminal keeps for reconnecting clients")
 	fs.Var((*sizeValue)(&c.TerminalRecordingMaxBytes), "terminal-recording-max-bytes", "size cap of each terminal recording (asciicast)")
 	fs.DurationVar(&c.TerminalDetachTimeout, "terminal-detach-timeout", c.TerminalDetachTimeout, "end a terminal nobody is attached to after this long (0: never)")
+	explainValues(fs)
 	return fs
 }
 
@@ -221,6 +223,8 @@ func Settings() []Setting {
 	return out
 }
 
+var badFlag = regexp.MustCompile(`^invalid (?:boolean )?value ".*" for (?:flag )?-([a-z0-9-]+): (".*" is not .*)$`)
+
 // Load builds the configuration from args (without the program and command
 // names), the environment (as from os.Environ) and the YAML file that args
 // or the environment name.
@@ -229,6 +233,11 @@ func Load(args, environ []string) (*Config, error) {
 	fs := c.FlagSet("serve")
 	fs.SetOutput(new(strings.Builder))
 	if err := fs.Parse(args); err != nil {
+		// The flag package's "invalid value "x" for flag -name: <our
+		// valueError, which quotes the value again>" said once.
+		if m := badFlag.FindStringSubmatch(err.Error()); m != nil {
+			return nil, fmt.Errorf("flag --%s: %s", m[1], m[2])
+		}
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -285,24 +294,24 @@ func (c *Config) loadFile(fs *flag.FlagSet, path string) error {
 	if err != nil {
 		return fmt.Errorf("read config %s: %w", path, err)
 	}
-	var doc map[string]yaml.Node
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		return fmt.Errorf("parse config %s: %w", path, err)
+	keys, values, err := parseFile(path, raw, func(name string) bool { return fs.Lookup(name) != nil })
+	if err != nil {
+		return err
 	}
-	keys := make([]string, 0, len(doc))
-	for k := range doc {
-		keys = append(keys, k)
+	names := make([]string, 0, len(keys))
+	for name := range keys {
+		names = append(names, name)
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		node := doc[k]
-		name := strings.ReplaceAll(k, "_", "-")
+	sort.Slice(names, func(i, j int) bool { return keys[names[i]].Line < keys[names[j]].Line })
+	var errs []error
+	for _, name := range names {
+		k, node := keys[name], values[name]
 		f := fs.Lookup(name)
-		if f == nil || name == "config" {
+		if f == nil { // a section
 			if c.Extra == nil {
 				c.Extra = map[string]yaml.Node{}
 			}
-			c.Extra[name] = node
+			c.Extra[name] = *node
 			continue
 		}
 		var s string
@@ -310,18 +319,26 @@ func (c *Config) loadFile(fs *flag.FlagSet, path string) error {
 		case yaml.ScalarNode:
 			s = node.Value
 		case yaml.SequenceNode:
-			var items []string
-			if err := node.Decode(&items); err != nil {
-				return fmt.Errorf("config %s: %s: %w", path, k, err)
+			items := make([]string, 0, len(node.Content))
+			for _, item := range node.Content {
+				if item.Kind != yaml.ScalarNode {
+					errs = append(errs, fmt.Errorf("line %d: %s: the items of a list must be single values, not %s", item.Line, k.Value, kindName(item)))
+				}
+				items = append(items, item.Value)
 			}
 			s = strings.Join(items, ",")
 		default:
-			return fmt.Errorf("config %s: %s must be a scalar or a list", path, k)
+			errs = append(errs, fmt.Errorf("line %d: %s must be a single value or a list, not %s", node.Line, k.Value, kindName(node)))
+			continue
 		}
 		if err := f.Value.Set(s); err != nil {
-			return fmt.Errorf("config %s: %s: %w", path, k, err)
+			errs = append(errs, fmt.Errorf("line %d: %s: %w", node.Line, k.Value, err))
+			continue
 		}
 		c.setOrigin(name, fmt.Sprintf("%s line %d", path, node.Line))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
 	}
 	return nil
 }
