@@ -98,7 +98,7 @@ func Attach(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	err = a.run()
 	switch {
 	case errors.Is(err, errDetached):
-		fmt.Fprintf(stderr, "\r\n[detached from %s; it keeps running: tether attach %s to come back]\r\n", id, id)
+		fmt.Fprintf(stderr, "\r\n[detached from %s; it keeps running: %s to come back]\r\n", id, reattach(id, fs))
 		return nil
 	case err == nil:
 		return nil
@@ -191,6 +191,25 @@ func closedByServer(err error) error {
 		msg += ": " + se.reply.Message
 	}
 	return errors.New(msg)
+}
+
+// reattach is the command that attaches to id again with the same flags;
+// the token only by name (it is a secret), and not at all when it came
+// from TETHER_TOKEN, which will still be set.
+func reattach(id string, fs *flag.FlagSet) string {
+	cmd := self() + " attach " + id
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if given["server"] {
+		cmd += " --server " + fs.Lookup("server").Value.String()
+	}
+	if given["view"] && fs.Lookup("view").Value.String() == "true" {
+		cmd += " --view"
+	}
+	if given["token"] {
+		cmd += " --token TOKEN"
+	}
+	return cmd
 }
 
 func isExit(err error) bool {

@@ -136,7 +136,9 @@ func TestAttachTypesResizesAndDetaches(t *testing.T) {
 	if c := waitExit(t, code); c != 0 {
 		t.Fatalf("exit %d: %s", c, stderr)
 	}
-	if !strings.Contains(stderr.String(), "detached from sh1") {
+	// The way back, with the flags given (the token by name only).
+	back := regexp.MustCompile(`^\r\n\[detached from sh1; it keeps running: \S.* attach sh1 --server http://127\.0\.0\.1:\d+ --token TOKEN to come back\]\r\n$`)
+	if !back.MatchString(stderr.String()) {
 		t.Fatalf("stderr %q", stderr)
 	}
 	if n.Milestones.Session("sh1") == nil {
