@@ -30,6 +30,11 @@ func TestDevBannerNamesTheSecretsSource(t *testing.T) {
 		if err := printDev(&out, n.Node, n.Server.Listener.Addr()); err != nil {
 			t.Fatal(err)
 		}
+		// The example to try runs this binary's connect.
+		try := regexp.MustCompile(`(?m)^  echo '\{"type":"ping","id":1\}' \| (.*) connect ws://\S+/ws/agent --token \S+$`).FindStringSubmatch(out.String())
+		if try == nil || try[1] != self() {
+			t.Errorf("no example to try with %q in:\n%s", self(), out.String())
+		}
 		return regexp.MustCompile(`(?s)^.*\(secret (.*?)\)\..*with: \S.* token --sub alice(.*?)\n$`).ReplaceAllString(out.String(), "$1 |$2")
 	}
 	secret := testkit.Secret

@@ -214,8 +214,8 @@ Try it from another terminal:
 
   echo '{"type":"ping","id":1}' | %[4]s connect ws://%[2]s/ws/agent --token %[3]s
 
-Mint tokens for other users with: %[4]s
-`, secretNote, base, tok, mint)
+Mint tokens for other users with: %[5]s
+`, secretNote, base, tok, cmd, mint)
 	return nil
 }
 
