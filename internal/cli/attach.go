@@ -242,8 +242,7 @@ func (a *attacher) dial() (*websocket.Conn, error) {
 	})
 	if err != nil {
 		if resp != nil && resp.StatusCode >= 400 && resp.StatusCode < 500 {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-			return nil, &fatalError{fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))}
+			return nil, &fatalError{errors.New(refusal(resp))}
 		}
 		return nil, err
 	}

@@ -273,6 +273,15 @@ func TestAttachAndConnectExplainRefusals(t *testing.T) {
 	if want := "tether connect: no token: pass --token TOKEN or set TETHER_TOKEN "; code != 1 || !strings.HasPrefix(msg, want) || !mint.MatchString(msg) {
 		t.Errorf("connect without a token: exit %d, stderr %q", code, msg)
 	}
+	// A refused handshake: the status and the server's message, not its JSON.
+	code, msg = run("connect", n.WS+"/ws/agent", "--token", "garbage")
+	if want := "tether connect: connect " + n.WS + "/ws/agent: 401 Unauthorized: "; code != 1 || !strings.HasPrefix(msg, want) || !strings.Contains(msg, "invalid_token") || strings.Contains(msg, "{") {
+		t.Errorf("connect with a bad token: exit %d, stderr %q", code, msg)
+	}
+	code, msg = run("attach", "nope", "--server", n.HTTP, "--token", "garbage")
+	if want := "tether attach: 401 Unauthorized: "; code != 1 || !strings.HasPrefix(msg, want) || !strings.Contains(msg, "invalid_token") || strings.Contains(msg, "{") {
+		t.Errorf("attach with a bad token: exit %d, stderr %q", code, msg)
+	}
 	code, msg = run("attach", "nope", "--server", n.HTTP, "--token", testkit.Token(t, "admin", "admin"))
 	if want := "tether attach: closed by server: 4004 not_found: no milestone nope\n"; code != 1 || msg != want {
 		t.Errorf("attach to a missing milestone: exit %d, stderr %q, want %q", code, msg, want)

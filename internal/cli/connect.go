@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,8 +61,7 @@ func Connect(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	dcancel()
 	if err != nil {
 		if resp != nil {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-			return fmt.Errorf("connect %s: %s %s", url, resp.Status, body)
+			return fmt.Errorf("connect %s: %s", url, refusal(resp))
 		}
 		return fmt.Errorf("connect %s: %w", url, err)
 	}
@@ -204,6 +204,21 @@ func (t *opTracker) finished() bool {
 		}
 	}
 	return true
+}
+
+// refusal describes an HTTP answer that refused a WebSocket handshake: its
+// status and the message of its {"error","message"} body, e.g.
+// "401 Unauthorized: invalid_token: token is malformed".
+func refusal(resp *http.Response) string {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	var e struct{ Error, Message string }
+	if json.Unmarshal(body, &e) == nil && e.Message != "" {
+		if e.Error != "" && !strings.Contains(e.Message, e.Error) {
+			return resp.Status + ": " + e.Error + ": " + e.Message
+		}
+		return resp.Status + ": " + e.Message
+	}
+	return strings.TrimSuffix(resp.Status+": "+strings.TrimSpace(string(body)), ": ")
 }
 
 func closeReport(readErr, writeErr error) error {
