@@ -36,7 +36,6 @@
 package agents
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -46,6 +45,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/tether-dev/tether/internal/config"
 )
 
 // Defaults applied to an OperationSpec's zero fields.
@@ -207,17 +208,10 @@ func DecodeAgents(node *yaml.Node) ([]CommandAgent, error) {
 	if node == nil {
 		return nil, nil
 	}
-	// yaml.Node.Decode cannot reject unknown fields, so go through a strict
-	// decoder on the re-encoded node.
-	raw, err := yaml.Marshal(node)
-	if err != nil {
-		return nil, fmt.Errorf("agents: re-encoding: %w", err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
+	// Strict, with the lines of the file and messages in its terms.
 	var list []CommandAgent
-	if err := dec.Decode(&list); err != nil {
-		return nil, fmt.Errorf("agents: %w", err)
+	if err := config.DecodeSection(node, "agents", &list); err != nil {
+		return nil, err
 	}
 	if err := ValidateAgents(list); err != nil {
 		return nil, err

@@ -164,9 +164,9 @@ agents:
 	}
 
 	bad := []struct{ name, doc, want string }{
-		{"misspelled key", "agents:\n  - id: a\n    operations:\n      run: {command: [x], timout: 1m}\n", "field timout not found"},
+		{"misspelled key", "agents:\n  - id: a\n    operations:\n      run: {command: [x], timout: 1m}\n", `line 4: agents[0].operations.run: unknown key "timout" (did you mean "timeout"?)`},
 		// yaml.v3 refuses bare integers for durations: 120 would be 120ns.
-		{"integer timeout", "agents:\n  - id: a\n    operations:\n      run: {command: [x], timeout: 120}\n", "cannot unmarshal !!int `120` into time.Duration"},
+		{"integer timeout", "agents:\n  - id: a\n    operations:\n      run: {command: [x], timeout: 120}\n", `line 4: agents[0].operations.run.timeout: "120" is not a duration (examples: 30s, 5m, 1h30m)`},
 		{"duplicate id", "agents:\n  - {id: a, operations: {r: {command: [x]}}}\n  - {id: a, operations: {r: {command: [x]}}}\n", `agents[1]: duplicate agent id "a"`},
 		{"invalid agent", "agents:\n  - {id: a, operations: {r: {command: []}}}\n", `agents[0]: agent "a": operation "r": command is empty`},
 	}

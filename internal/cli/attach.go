@@ -65,6 +65,11 @@ func Attach(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errors.New("a milestone id is required")
 	}
+	if *token == "" {
+		// Without one the server would wait --auth-timeout (10 s) for an
+		// auth message that attach never sends, then close with 4001.
+		return fmt.Errorf("no token: pass --token TOKEN or set TETHER_TOKEN; the milestone's owner or an admin may attach (an admin token: %s token --sub admin --roles admin)", self())
+	}
 	base, err := url.Parse(*server)
 	if err != nil || base.Host == "" {
 		return fmt.Errorf("bad --server %q", *server)
@@ -93,7 +98,7 @@ func Attach(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	err = a.run()
 	switch {
 	case errors.Is(err, errDetached):
-		fmt.Fprintf(stderr, "\r\n[detached from %s; it keeps running: tether attach %s to come back]\r\n", id, id)
+		fmt.Fprintf(stderr, "\r\n[detached from %s; it keeps running: %s to come back]\r\n", id, reattach(id, fs))
 		return nil
 	case err == nil:
 		return nil
@@ -155,11 +160,56 @@ func (a *attacher) run() error {
 		}
 		var ce websocket.CloseError
 		if errors.As(err, &ce) && ce.Code != websocket.StatusGoingAway {
-			return fmt.Errorf("closed by server: %d %s", ce.Code, ce.Reason)
+			return closedByServer(err)
 		}
 		// A drop or a node going away: resume from the last offset.
 		fmt.Fprintf(a.stderr, "\r\n[connection lost (%v); reconnecting]\r\n", shortErr(err))
 	}
+}
+
+// serverError is a connection's end preceded by the server's error
+// message, which says why in words.
+type serverError struct {
+	reply protocol.ErrorReply
+	err   error
+}
+
+func (e *serverError) Error() string { return e.err.Error() + ": " + e.reply.Message }
+func (e *serverError) Unwrap() error { return e.err }
+
+// closedByServer reports a close by the server: its code, its reason and
+// the message of the error sent before it, e.g.
+// "closed by server: 4004 not_found: no milestone demo".
+func closedByServer(err error) error {
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	msg := fmt.Sprintf("closed by server: %d %s", ce.Code, ce.Reason)
+	var se *serverError
+	if errors.As(err, &se) && se.reply.Message != "" {
+		msg += ": " + se.reply.Message
+	}
+	return errors.New(msg)
+}
+
+// reattach is the command that attaches to id again with the same flags;
+// the token only by name (it is a secret), and not at all when it came
+// from TETHER_TOKEN, which will still be set.
+func reattach(id string, fs *flag.FlagSet) string {
+	cmd := self() + " attach " + id
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if given["server"] {
+		cmd += " --server " + fs.Lookup("server").Value.String()
+	}
+	if given["view"] && fs.Lookup("view").Value.String() == "true" {
+		cmd += " --view"
+	}
+	if given["token"] {
+		cmd += " --token TOKEN"
+	}
+	return cmd
 }
 
 func isExit(err error) bool {
@@ -192,8 +242,7 @@ func (a *attacher) dial() (*websocket.Conn, error) {
 	})
 	if err != nil {
 		if resp != nil && resp.StatusCode >= 400 && resp.StatusCode < 500 {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-			return nil, &fatalError{fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))}
+			return nil, &fatalError{errors.New(refusal(resp))}
 		}
 		return nil, err
 	}
@@ -225,11 +274,23 @@ func (a *attacher) session(c *websocket.Conn, winch <-chan os.Signal) error {
 	}
 }
 
+// read shows the terminal's output until the connection ends. An error
+// message is held until the next frame: the server sends one right before
+// closing, and then it belongs in the close report (see closedByServer)
+// rather than on the screen.
 func (a *attacher) read(ctx context.Context, c *websocket.Conn) error {
+	var pending *protocol.ErrorReply
 	for {
 		typ, b, err := c.Read(ctx)
 		if err != nil {
+			if pending != nil {
+				return &serverError{reply: *pending, err: err}
+			}
 			return err
+		}
+		if pending != nil {
+			fmt.Fprintf(a.stderr, "\r\n[tether: %s: %s]\r\n", pending.Code, pending.Message)
+			pending = nil
 		}
 		if typ == websocket.MessageBinary {
 			if len(b) < 9 {
@@ -244,27 +305,28 @@ func (a *attacher) read(ctx context.Context, c *websocket.Conn) error {
 			a.offset = int64(binary.BigEndian.Uint64(b[1:9]))
 			continue
 		}
+		// "code" is a number in exit messages and a string in errors.
 		var m struct {
 			Type string `json:"type"`
-			Code *int   `json:"code"`
 		}
 		if json.Unmarshal(b, &m) != nil {
 			continue
 		}
 		switch m.Type {
 		case protocol.TypeExit:
-			code := 0
-			if m.Code != nil {
-				code = *m.Code
+			var exit struct {
+				Code int `json:"code"`
 			}
-			if code == 0 {
+			_ = json.Unmarshal(b, &exit)
+			if exit.Code == 0 {
 				return nil
 			}
-			return exitError{code}
+			return exitError{exit.Code}
 		case protocol.TypeError:
 			var e protocol.ErrorReply
-			_ = json.Unmarshal(b, &e)
-			fmt.Fprintf(a.stderr, "\r\n[tether: %s: %s]\r\n", e.Code, e.Message)
+			if json.Unmarshal(b, &e) == nil {
+				pending = &e
+			}
 		}
 	}
 }

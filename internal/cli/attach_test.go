@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -135,7 +136,9 @@ func TestAttachTypesResizesAndDetaches(t *testing.T) {
 	if c := waitExit(t, code); c != 0 {
 		t.Fatalf("exit %d: %s", c, stderr)
 	}
-	if !strings.Contains(stderr.String(), "detached from sh1") {
+	// The way back, with the flags given (the token by name only).
+	back := regexp.MustCompile(`^\r\n\[detached from sh1; it keeps running: \S.* attach sh1 --server http://127\.0\.0\.1:\d+ --token TOKEN to come back\]\r\n$`)
+	if !back.MatchString(stderr.String()) {
 		t.Fatalf("stderr %q", stderr)
 	}
 	if n.Milestones.Session("sh1") == nil {
@@ -247,4 +250,40 @@ func (p *proxy) cut() {
 		c.Close()
 	}
 	p.conns = nil
+}
+
+// attach and connect say at once what is wrong and what to do: without a
+// token they do not start (the server would wait 10 s for an auth message
+// they never send), and a refusal shows the server's words with the code.
+func TestAttachAndConnectExplainRefusals(t *testing.T) {
+	t.Setenv("TETHER_TOKEN", "")
+	n := testkit.Start(t, nil, nil)
+	run := func(args ...string) (int, string) {
+		var out, errOut bytes.Buffer
+		code := cli.Main(args, strings.NewReader(""), &out, &errOut)
+		return code, errOut.String()
+	}
+	mint := regexp.MustCompile(`\(an admin token: \S.* token --sub admin --roles admin\)\n$`)
+	code, msg := run("attach", "demo", "--server", n.HTTP)
+	if want := "tether attach: no token: pass --token TOKEN or set TETHER_TOKEN; the milestone's owner or an admin may attach "; code != 1 || !strings.HasPrefix(msg, want) || !mint.MatchString(msg) {
+		t.Errorf("attach without a token: exit %d, stderr %q", code, msg)
+	}
+	code, msg = run("connect", n.WS+"/ws/agent")
+	mint = regexp.MustCompile(`\(mint one with: \S.* token --sub alice; serve --dev prints one too\)\n$`)
+	if want := "tether connect: no token: pass --token TOKEN or set TETHER_TOKEN "; code != 1 || !strings.HasPrefix(msg, want) || !mint.MatchString(msg) {
+		t.Errorf("connect without a token: exit %d, stderr %q", code, msg)
+	}
+	// A refused handshake: the status and the server's message, not its JSON.
+	code, msg = run("connect", n.WS+"/ws/agent", "--token", "garbage")
+	if want := "tether connect: connect " + n.WS + "/ws/agent: 401 Unauthorized: "; code != 1 || !strings.HasPrefix(msg, want) || !strings.Contains(msg, "invalid_token") || strings.Contains(msg, "{") {
+		t.Errorf("connect with a bad token: exit %d, stderr %q", code, msg)
+	}
+	code, msg = run("attach", "nope", "--server", n.HTTP, "--token", "garbage")
+	if want := "tether attach: 401 Unauthorized: "; code != 1 || !strings.HasPrefix(msg, want) || !strings.Contains(msg, "invalid_token") || strings.Contains(msg, "{") {
+		t.Errorf("attach with a bad token: exit %d, stderr %q", code, msg)
+	}
+	code, msg = run("attach", "nope", "--server", n.HTTP, "--token", testkit.Token(t, "admin", "admin"))
+	if want := "tether attach: closed by server: 4004 not_found: no milestone nope\n"; code != 1 || msg != want {
+		t.Errorf("attach to a missing milestone: exit %d, stderr %q, want %q", code, msg, want)
+	}
 }

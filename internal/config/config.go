@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -80,6 +81,11 @@ type Config struct {
 	TerminalRecordingMaxBytes int64
 	TerminalDetachTimeout     time.Duration
 
+	// Origins says where each setting that is not at its default came
+	// from, by flag name: "--jwt-secret", "TETHER_JWT_SECRET" or
+	// "tether.yaml line 3" (see Origin).
+	Origins map[string]string
+
 	// Extra holds the YAML file's structured sections (such as agents) for
 	// the packages that own them to decode.
 	Extra map[string]yaml.Node
@@ -142,6 +148,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.Var((*sizeValue)(&c.TerminalRingSize), "terminal-ring-size", "recent output each terminal keeps for reconnecting clients")
 	fs.Var((*sizeValue)(&c.TerminalRecordingMaxBytes), "terminal-recording-max-bytes", "size cap of each terminal recording (asciicast)")
 	fs.DurationVar(&c.TerminalDetachTimeout, "terminal-detach-timeout", c.TerminalDetachTimeout, "end a terminal nobody is attached to after this long (0: never)")
+	explainValues(fs)
 	return fs
 }
 
@@ -188,6 +195,23 @@ func Defaults() *Config {
 	}
 }
 
+// Origin says where the setting with the given flag name came from, for
+// messages: the flag, the environment variable, the file and line, or "the
+// default".
+func (c *Config) Origin(name string) string {
+	if o, ok := c.Origins[name]; ok {
+		return o
+	}
+	return "the default"
+}
+
+func (c *Config) setOrigin(name, origin string) {
+	if c.Origins == nil {
+		c.Origins = map[string]string{}
+	}
+	c.Origins[name] = origin
+}
+
 // EnvName is the environment variable of the setting with the given flag name.
 func EnvName(flagName string) string {
 	return "TETHER_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
@@ -203,6 +227,8 @@ func Settings() []Setting {
 	return out
 }
 
+var badFlag = regexp.MustCompile(`^invalid (?:boolean )?value ".*" for (?:flag )?-([a-z0-9-]+): (".*" is not .*)$`)
+
 // Load builds the configuration from args (without the program and command
 // names), the environment (as from os.Environ) and the YAML file that args
 // or the environment name.
@@ -211,6 +237,11 @@ func Load(args, environ []string) (*Config, error) {
 	fs := c.FlagSet("serve")
 	fs.SetOutput(new(strings.Builder))
 	if err := fs.Parse(args); err != nil {
+		// The flag package's "invalid value "x" for flag -name: <our
+		// valueError, which quotes the value again>" said once.
+		if m := badFlag.FindStringSubmatch(err.Error()); m != nil {
+			return nil, fmt.Errorf("flag --%s: %s", m[1], m[2])
+		}
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -251,11 +282,13 @@ func Load(args, environ []string) (*Config, error) {
 		if err := f.Value.Set(v); err != nil {
 			return nil, fmt.Errorf("environment %s: %w", k, err)
 		}
+		c.setOrigin(name, k)
 	}
 	for name, v := range explicit {
 		if err := fs.Lookup(name).Value.Set(v); err != nil {
 			return nil, fmt.Errorf("flag --%s: %w", name, err)
 		}
+		c.setOrigin(name, "--"+name)
 	}
 	return c, c.Validate()
 }
@@ -265,24 +298,24 @@ func (c *Config) loadFile(fs *flag.FlagSet, path string) error {
 	if err != nil {
 		return fmt.Errorf("read config %s: %w", path, err)
 	}
-	var doc map[string]yaml.Node
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		return fmt.Errorf("parse config %s: %w", path, err)
+	keys, values, err := parseFile(path, raw, func(name string) bool { return fs.Lookup(name) != nil })
+	if err != nil {
+		return err
 	}
-	keys := make([]string, 0, len(doc))
-	for k := range doc {
-		keys = append(keys, k)
+	names := make([]string, 0, len(keys))
+	for name := range keys {
+		names = append(names, name)
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		node := doc[k]
-		name := strings.ReplaceAll(k, "_", "-")
+	sort.Slice(names, func(i, j int) bool { return keys[names[i]].Line < keys[names[j]].Line })
+	var errs []error
+	for _, name := range names {
+		k, node := keys[name], values[name]
 		f := fs.Lookup(name)
-		if f == nil || name == "config" {
+		if f == nil { // a section
 			if c.Extra == nil {
 				c.Extra = map[string]yaml.Node{}
 			}
-			c.Extra[name] = node
+			c.Extra[name] = *node
 			continue
 		}
 		var s string
@@ -290,17 +323,26 @@ func (c *Config) loadFile(fs *flag.FlagSet, path string) error {
 		case yaml.ScalarNode:
 			s = node.Value
 		case yaml.SequenceNode:
-			var items []string
-			if err := node.Decode(&items); err != nil {
-				return fmt.Errorf("config %s: %s: %w", path, k, err)
+			items := make([]string, 0, len(node.Content))
+			for _, item := range node.Content {
+				if item.Kind != yaml.ScalarNode {
+					errs = append(errs, fmt.Errorf("line %d: %s: the items of a list must be single values, not %s", item.Line, k.Value, kindName(item)))
+				}
+				items = append(items, item.Value)
 			}
 			s = strings.Join(items, ",")
 		default:
-			return fmt.Errorf("config %s: %s must be a scalar or a list", path, k)
+			errs = append(errs, fmt.Errorf("line %d: %s must be a single value or a list, not %s", node.Line, k.Value, kindName(node)))
+			continue
 		}
 		if err := f.Value.Set(s); err != nil {
-			return fmt.Errorf("config %s: %s: %w", path, k, err)
+			errs = append(errs, fmt.Errorf("line %d: %s: %w", node.Line, k.Value, err))
+			continue
 		}
+		c.setOrigin(name, fmt.Sprintf("%s line %d", path, node.Line))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
 	}
 	return nil
 }

@@ -2,7 +2,7 @@
 // real `tether serve --dev` (see harness.mjs). Run: make test-web.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, launchBrowser, newPage, terminalText, until, count } from "./harness.mjs";
+import { startServer, launchBrowser, newPage, terminalText, until, count, startOperation, pct } from "./harness.mjs";
 
 let srv;
 let chrome;
@@ -156,18 +156,6 @@ test("terminal queries in replayed output are not answered into the program", as
   await p.context.close();
 });
 
-async function startOperation(page, type, input = '{"n": 1}') {
-  await page.getByTestId("op-agent").fill("tester");
-  await page.getByTestId("op-type").fill(type);
-  await page.getByTestId("op-input").fill(input);
-  const before = await page.getByTestId("op-card").count();
-  await page.getByTestId("op-start").click();
-  await until("a new card", async () => (await page.getByTestId("op-card").count()) === before + 1);
-  return page.getByTestId("op-card").first();
-}
-
-const pct = async (card) => parseInt((await card.getByTestId("op-progress").textContent()) || "-1", 10);
-
 test("an operation runs to completion with its progress bar moving", async () => {
   const p = await openConsole("#/operations");
   const { page } = p;
@@ -255,8 +243,8 @@ test("looks right at phone width and in dark mode", async () => {
     ["dark-operations", { viewport: { width: 1280, height: 800 }, colorScheme: "dark" }],
   ]) {
     const p = await openConsole("#/operations", opts);
-    await startOperation(p.page, "steps", '{"look": 1}');
-    await until("completion", async () => (await p.page.getByTestId("op-card").first().getAttribute("data-status")) === "completed", 15000);
+    const card = await startOperation(p.page, "steps", '{"look": 1}');
+    await until("completion", async () => (await card.getAttribute("data-status")) === "completed", 15000);
     await p.screenshot(name);
     await p.page.goto(srv.url + "/#/milestones");
     await p.page.getByTestId("milestone-item").first().click();

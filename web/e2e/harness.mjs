@@ -253,3 +253,30 @@ export async function terminalText(page) {
 export function count(haystack, needle) {
   return haystack.split(needle).length - 1;
 }
+
+// ---- the operations view
+
+/** Waits until the operations view has the list from the server. */
+export async function operationsListed(page) {
+  await until("the list of operations", async () => (await page.getByTestId("op-cards").getAttribute("aria-busy")) === null);
+}
+
+/** The operation ids of the cards, top first. */
+export const cardIds = (page) => page.getByTestId("op-card").evaluateAll((els) => els.map((e) => e.dataset.id));
+
+/** Starts an operation of the test agent from the form; returns its card. */
+export async function startOperation(page, type, input = '{"n": 1}') {
+  await operationsListed(page);
+  await page.getByTestId("op-agent").fill("tester");
+  await page.getByTestId("op-type").fill(type);
+  await page.getByTestId("op-input").fill(input);
+  const before = new Set(await cardIds(page));
+  await page.getByTestId("op-start").click();
+  const id = await until("a new card", async () => (await cardIds(page)).find((i) => !before.has(i)));
+  // Newest first: the new card is on top.
+  assert.equal((await cardIds(page))[0], id);
+  return page.locator(`[data-testid="op-card"][data-id="${id}"]`);
+}
+
+/** The progress a card shows, in percent (-1: none). */
+export const pct = async (card) => parseInt((await card.getByTestId("op-progress").textContent()) || "-1", 10);

@@ -3,21 +3,13 @@ import "@xterm/xterm/css/xterm.css";
 import "./style.css";
 import { h, clear } from "./dom";
 import { api, ApiError, tokenInfo, type TokenInfo } from "./tether";
+import type { Session, View } from "./session";
 import { milestonesView } from "./milestones";
 import { operationsView } from "./operations";
 import { messagesView } from "./messages";
 
 const TOKEN_KEY = "tether.token";
 const SIGNED_OUT_KEY = "tether.signedOut";
-
-export interface Session {
-  token: string;
-  info: TokenInfo;
-  admin: boolean;
-}
-
-/** A view mounts into a container and returns its cleanup. */
-export type View = (root: HTMLElement, s: Session, arg?: string) => () => void;
 
 const views: Record<string, { title: string; view: View }> = {
   milestones: { title: "Milestones", view: milestonesView },
@@ -138,7 +130,7 @@ function signInPage(error?: string) {
       {},
       "Paste a token. It is kept in this tab only (sessionStorage) and sent over WebSockets as a subprotocol, never in a URL. ",
       "Mint one with ",
-      h("code", {}, "tether token --sub you --roles admin"),
+      h("code", {}, "./tether token --sub you --roles admin"),
       ".",
     ),
     h("label", { for: "token" }, "Token"),

@@ -1,7 +1,7 @@
 // Messages: subscribe to channels, watch messages arrive, publish.
 import { h, clear, fmtTime, indicator, toast } from "./dom";
 import { MessagingClient, type Json } from "./tether";
-import type { View } from "./main";
+import type { View } from "./session";
 
 const CHANNELS_KEY = "tether.channels";
 const MAX_MESSAGES = 500;

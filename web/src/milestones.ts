@@ -3,8 +3,8 @@ import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
 import { WebLinksAddon } from "@xterm/addon-web-links";
 import { h, clear, fmtAgo, indicator, toast } from "./dom";
-import { api, ApiError, download, TerminalClient } from "./tether";
-import type { Session, View } from "./main";
+import { api, download, TerminalClient } from "./tether";
+import { unauthorized, type Session, type View } from "./session";
 
 interface Milestone {
   id: string;
@@ -24,20 +24,15 @@ interface Milestone {
 /** How often the list is refreshed. */
 const POLL_MS = 3000;
 
-export function unauthorized(e: unknown): boolean {
-  if (e instanceof ApiError && e.status === 401) {
-    window.dispatchEvent(new CustomEvent("tether:unauthorized"));
-    return true;
-  }
-  return false;
-}
-
 export const milestonesView: View = (root, s, arg) => {
   let selected: string | undefined = arg;
   let items: Milestone[] = [];
+  // Until the first answer the list is unknown, not empty.
+  let loaded = false;
   let term: TerminalPane | null = null;
-  const list = h("ul.list", { testid: "milestone-list", "aria-label": "Milestones" });
-  const empty = h("p.muted.empty", { testid: "milestones-empty" }, "No milestones yet.");
+  const list = h("ul.list", { testid: "milestone-list", "aria-label": "Milestones", "aria-busy": "true" });
+  const empty = h("p.muted.empty", { testid: "milestones-empty" }, "Loading…");
+  const failure = h("p.form-error", { testid: "milestones-error", role: "alert", hidden: true });
   const pane = h("section.pane.terminal-pane", { testid: "terminal-pane" });
   const side = h(
     "aside.side",
@@ -46,12 +41,14 @@ export const milestonesView: View = (root, s, arg) => {
     s.admin ? createForm(s, (m) => (location.hash = `#/milestones/${encodeURIComponent(m.id)}`)) : null,
     list,
     empty,
+    failure,
   );
   root.appendChild(h("div.split", {}, side, pane));
 
   function renderList() {
     clear(list);
-    empty.hidden = items.length > 0;
+    empty.hidden = loaded && items.length > 0;
+    if (loaded) empty.textContent = "No milestones yet.";
     for (const m of items) {
       const a = h(
         "a.item",
@@ -80,11 +77,18 @@ export const milestonesView: View = (root, s, arg) => {
     try {
       const r = await api<{ milestones: Milestone[] }>(s.token, "GET", "/api/milestones");
       items = (r.milestones ?? []).sort((a, b) => (b.created_at ?? "").localeCompare(a.created_at ?? ""));
+      loaded = true;
+      list.removeAttribute("aria-busy");
+      failure.hidden = true;
       renderList();
       const cur = items.find((m) => m.id === selected);
       if (cur) term?.update(cur);
     } catch (e) {
-      if (!unauthorized(e)) console.warn("milestones:", e);
+      if (unauthorized(e)) return;
+      // Said where the list is, and tried again at the next poll.
+      failure.textContent = `Could not ${loaded ? "refresh" : "load"} the milestones: ${(e as Error).message}. Retrying every ${POLL_MS / 1000}s.`;
+      failure.hidden = false;
+      if (!loaded) empty.hidden = true;
     }
   }
 

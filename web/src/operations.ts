@@ -1,20 +1,27 @@
 // The agent-guidance canvas: start operations and watch each as a card.
 import { h, clear, fmtTime, indicator, toast } from "./dom";
-import { api, OperationsClient, type Json, type Msg } from "./tether";
-import type { Session, View } from "./main";
-import { unauthorized } from "./milestones";
+import { api, listOperations, OperationsClient, type Json, type Msg, type OperationRecord } from "./tether";
+import { unauthorized, type View } from "./session";
 
 /** sessionStorage key of the cards: reloading the page resumes each from
  * its last seq. */
 const STORE_KEY = "tether.operations";
+/** sessionStorage key of the ids of dismissed cards, so that the list from
+ * the server does not bring them back. */
+const DISMISSED_KEY = "tether.operations.dismissed";
+const MAX_DISMISSED = 500;
 const MAX_LOG = 300;
 /** Cards kept; beyond, the oldest finished ones are dropped. */
 const MAX_CARDS = 50;
+/** How often the list of operations is fetched again, for the operations
+ * started elsewhere (the API, another tab, a program). */
+const POLL_MS = 5000;
 
 interface CardState {
   id: string;
   agent: string;
   type: string;
+  owner?: string;
   startedAt?: string;
   status: "running" | "completed" | "failed" | "cancelled";
   progress: number | null;
@@ -26,22 +33,47 @@ interface CardState {
   seq: number;
 }
 
-function load(): CardState[] {
+function load(key: string): unknown[] {
   try {
-    const v = JSON.parse(sessionStorage.getItem(STORE_KEY) ?? "[]");
+    const v = JSON.parse(sessionStorage.getItem(key) ?? "[]");
     return Array.isArray(v) ? v : [];
   } catch {
     return [];
   }
 }
 
+/** A card for an operation known from its record only. A running one is
+ * then replayed from its start (seq 0), which fills in its log; of an
+ * ended one the record is all there is to show. */
+function fromRecord(r: OperationRecord, me: string): CardState {
+  return {
+    id: r.operation_id,
+    agent: r.agent_id,
+    type: r.operation_type,
+    owner: r.owner === me ? undefined : r.owner, // an admin sees everyone's
+    startedAt: r.started_at,
+    status: r.status,
+    progress: r.status === "running" ? null : (r.progress ?? null),
+    step: r.status === "running" ? "" : (r.step ?? ""),
+    message: r.status === "running" ? "" : (r.message ?? ""),
+    logs: [],
+    result: r.result,
+    failure: r.failure,
+    seq: r.status === "running" ? 0 : r.last_seq,
+  };
+}
+
 export const operationsView: View = (root, s) => {
   const cards = new Map<string, Card>();
-  const states: CardState[] = load();
+  const states = load(STORE_KEY) as CardState[];
+  const dismissed = load(DISMISSED_KEY) as string[];
   const save = () => sessionStorage.setItem(STORE_KEY, JSON.stringify(states));
   const ind = indicator("ops-indicator");
-  const grid = h("div.cards", { testid: "op-cards" });
-  const empty = h("p.muted.empty", {}, "Operations you start appear here as cards, live. They keep running if you close the page.");
+  const grid = h("div.cards", { testid: "op-cards", "aria-busy": "true" });
+  // Until the first list arrives, no cards does not mean no operations.
+  let listed = false;
+  const empty = h("p.muted.empty", { testid: "ops-empty" }, "Loading your operations…");
+  const failure = h("p.form-error", { testid: "ops-error", role: "alert", hidden: true });
 
   const client = new OperationsClient(s.token, {
     event: (m) => onEvent(m),
@@ -80,7 +112,10 @@ export const operationsView: View = (root, s) => {
         const i = states.indexOf(st);
         if (i >= 0) states.splice(i, 1);
         save();
-        empty.hidden = cards.size > 0;
+        dismissed.push(st.id);
+        if (dismissed.length > MAX_DISMISSED) dismissed.splice(0, dismissed.length - MAX_DISMISSED);
+        sessionStorage.setItem(DISMISSED_KEY, JSON.stringify(dismissed));
+        showEmpty();
       },
     });
     cards.set(st.id, c);
@@ -213,11 +248,58 @@ export const operationsView: View = (root, s) => {
     agents,
     types,
   );
-  root.appendChild(h("div.ops", {}, form, h("h2.section-title", {}, "Operations"), empty, grid));
+  root.appendChild(h("div.ops", {}, form, h("h2.section-title", {}, "Operations"), empty, failure, grid));
+
+  function showEmpty() {
+    empty.hidden = cards.size > 0;
+    if (listed)
+      empty.textContent =
+        "No operations yet. Operations you start here or elsewhere (the REST API, another tab, a program) appear here as cards, live. They keep running if you close the page.";
+  }
 
   for (const st of states) addCard(st, false);
   for (const st of states) client.track(st.id, st.seq, st.status !== "running");
-  empty.hidden = cards.size > 0;
+  showEmpty();
+
+  // The user's operations (an admin's: everyone's) from the server, so that
+  // those started elsewhere show too; newest first, at most MAX_CARDS.
+  async function refreshList() {
+    let records: OperationRecord[];
+    try {
+      records = await listOperations(s.token);
+    } catch (e) {
+      if (unauthorized(e)) return;
+      failure.textContent = `Could not ${listed ? "refresh" : "load"} your operations: ${(e as Error).message}. Retrying every ${POLL_MS / 1000}s.`;
+      failure.hidden = false;
+      if (!listed) empty.hidden = true;
+      return;
+    }
+    failure.hidden = true;
+    listed = true;
+    grid.removeAttribute("aria-busy");
+    const added: CardState[] = [];
+    for (const r of records) {
+      if (cards.size >= MAX_CARDS) break;
+      if (cards.has(r.operation_id) || dismissed.includes(r.operation_id)) continue;
+      const st = fromRecord(r, s.info.sub);
+      states.push(st);
+      added.push(st);
+      addCard(st, false);
+    }
+    if (added.length) {
+      // Newest first, wherever each card came from.
+      states.sort((a, b) => (b.startedAt ?? "\uffff").localeCompare(a.startedAt ?? "\uffff"));
+      for (const st of states) {
+        const el = cards.get(st.id)?.el;
+        if (el) grid.appendChild(el);
+      }
+      for (const st of added) client.track(st.id, st.seq, st.status !== "running");
+      save();
+    }
+    showEmpty();
+  }
+  void refreshList();
+  const timer = setInterval(refreshList, POLL_MS);
 
   // Suggest the operation types of the chosen agent.
   const typesByAgent = new Map<string, string[]>();
@@ -240,7 +322,10 @@ export const operationsView: View = (root, s) => {
     })
     .catch((e) => unauthorized(e));
 
-  return () => client.close();
+  return () => {
+    clearInterval(timer);
+    client.close();
+  };
 };
 
 class Card {
@@ -271,7 +356,13 @@ class Card {
       h(
         "header.op-head",
         {},
-        h("div", {}, h("div.op-title", {}, `${st.agent} · ${st.type}`), h("code.op-id.muted", { testid: "op-id" }, st.id)),
+        h(
+          "div",
+          {},
+          h("div.op-title", {}, `${st.agent} · ${st.type}`),
+          h("code.op-id.muted", { testid: "op-id" }, st.id),
+          st.owner ? h("span.muted.small", { testid: "op-owner" }, ` · ${st.owner}`) : null,
+        ),
         h("div.op-actions", {}, this.pill, this.cancelBtn, this.dismissBtn),
       ),
       h("div.progress-row", {}, this.barWrap, this.pct),

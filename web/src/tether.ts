@@ -110,6 +110,39 @@ export async function download(token: string, path: string): Promise<Blob> {
   return res.blob();
 }
 
+// ---------------------------------------------------------------- operations (REST)
+
+/** An operation's record, as GET /api/operations lists them. */
+export interface OperationRecord {
+  operation_id: string;
+  agent_id: string;
+  operation_type: string;
+  owner: string;
+  status: "running" | "completed" | "failed" | "cancelled";
+  progress?: number;
+  step?: string;
+  message?: string;
+  started_at: string;
+  updated_at: string;
+  ended_at?: string;
+  result?: Json;
+  failure?: { code: string; message: string };
+  last_seq: number;
+  node: string;
+  kind: "command" | "remote";
+}
+
+/** Lists operations, newest first: the user's own (an admin's: everyone's),
+ * optionally of one agent or status. */
+export async function listOperations(
+  token: string,
+  filter: { agent_id?: string; status?: string } = {},
+): Promise<OperationRecord[]> {
+  const q = new URLSearchParams(Object.entries(filter).filter(([, v]) => v) as [string, string][]).toString();
+  const r = await api<{ operations: OperationRecord[] }>(token, "GET", "/api/operations" + (q ? "?" + q : ""));
+  return r.operations ?? [];
+}
+
 // ---------------------------------------------------------------- sockets
 
 /** Delay before reconnect attempt n (0-based): exponential, capped, with
