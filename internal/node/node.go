@@ -150,6 +150,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (n *Node, er
 		RateBurst: cfg.RateBurst, Logger: log.With("component", "conn"), Metrics: n.Metrics, Leeway: cfg.JWTLeeway,
 	})
 	n.routes()
+	// Built here rather than in Serve, which runs in a goroutine of its
+	// own, so that Shutdown never races with its construction.
+	n.httpSrv = httpapi.NewServer(n.handler, n.timeouts(), n.Log)
 	return n, nil
 }
 
@@ -188,7 +191,7 @@ func (n *Node) routes() {
 		n.mux.HandleFunc("/debug/pprof/trace", admin(pprof.Trace))
 		n.mux.HandleFunc("/debug/pprof/symbol", admin(pprof.Symbol))
 	}
-	n.handler = httpapi.Logging(n.Log, n.mux)
+	n.handler = httpapi.Logging(n.Log, httpapi.Deadlines(n.timeouts(), n.mux))
 }
 
 // devToken is the minter of the token that the web console signs in with
@@ -205,6 +208,11 @@ func (n *Node) devToken() func() (string, error) {
 	}
 }
 
+// timeouts are the HTTP server's, from the configuration.
+func (n *Node) timeouts() httpapi.Timeouts {
+	return httpapi.Timeouts{Idle: n.Config.HTTPIdleTimeout, Read: n.Config.HTTPReadTimeout, Write: n.Config.HTTPWriteTimeout}
+}
+
 // Handle adds a route; endpoints added by later packages register here.
 func (n *Node) Handle(pattern string, h http.Handler) { n.mux.Handle(pattern, h) }
 
@@ -213,11 +221,6 @@ func (n *Node) Handler() http.Handler { return n.handler }
 
 // Serve accepts HTTP connections on ln until Shutdown.
 func (n *Node) Serve(ln net.Listener) error {
-	n.httpSrv = &http.Server{
-		Handler:           n.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(n.Log.Handler(), slog.LevelWarn),
-	}
 	err := n.httpSrv.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
