@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/tether-dev/tether/internal/auth"
@@ -186,19 +185,10 @@ func ReadyHandler(node string, ready func() bool) http.HandlerFunc {
 	}
 }
 
-// RedactURL returns u's request URI with the token query parameter's value
-// replaced, so that no log line ever carries a token.
+// RedactURL returns u's request URI with every credential in it (see
+// auth.Redact) replaced, so that no log line ever carries a token.
 func RedactURL(u *url.URL) string {
-	if u.RawQuery == "" || !strings.Contains(u.RawQuery, "token") {
-		return u.RequestURI()
-	}
-	q := u.Query()
-	if q.Has("token") {
-		q.Set("token", "REDACTED")
-	}
-	c := *u
-	c.RawQuery = q.Encode()
-	return c.RequestURI()
+	return auth.Redact(u.RequestURI())
 }
 
 // Logging logs every request at debug level (errors at warn) with the URL
@@ -216,6 +206,9 @@ func Logging(log *slog.Logger, next http.Handler) http.Handler {
 		status := rec.status
 		if rec.hijacked {
 			status = http.StatusSwitchingProtocols
+		}
+		if !log.Enabled(r.Context(), level) {
+			return // spares redacting the URL
 		}
 		log.Log(r.Context(), level, "http", "method", r.Method, "url", RedactURL(r.URL), "status", status,
 			"duration", time.Since(start), "remote", r.RemoteAddr)

@@ -3,10 +3,14 @@ package httpapi
 import (
 	"bufio"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
+
+	"github.com/tether-dev/tether/internal/auth"
 )
 
 // MaxHeaderTimeout is the longest a client may take to send a request's
@@ -38,14 +42,14 @@ type Timeouts struct {
 
 // NewServer returns the http.Server of a node: handler, which must be
 // wrapped in Deadlines, with t's idle and header timeouts, and errors of
-// the server itself logged at warn level. (net/http lifts the write
+// the server itself logged at warn level, redacted. (net/http lifts the write
 // deadline Deadlines left on a connection once its response is sent.)
 func NewServer(handler http.Handler, t Timeouts, log *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: headerTimeout(t.Read),
 		IdleTimeout:       t.Idle,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          stdlog.New(serverLog{log}, "", 0),
 	}
 }
 
@@ -54,6 +58,16 @@ func headerTimeout(read time.Duration) time.Duration {
 		return min(read, MaxHeaderTimeout)
 	}
 	return MaxHeaderTimeout
+}
+
+// serverLog passes what net/http logs (a handler's panic, a failed
+// handshake) to the node's log at warn level, redacted: a panic value or an
+// error may quote a request.
+type serverLog struct{ log *slog.Logger }
+
+func (l serverLog) Write(p []byte) (int, error) {
+	l.log.Warn(auth.Redact(strings.TrimSuffix(string(p), "\n")))
+	return len(p), nil
 }
 
 // Deadlines applies t.Read and t.Write to every request handled by next
