@@ -43,7 +43,7 @@ func (s *Service) Routes(mux *http.ServeMux, a *httpapi.Authenticator) {
 		case err != nil && m != nil && m.Reason == ReasonStartFailed:
 			httpapi.WriteError(w, http.StatusUnprocessableEntity, ReasonStartFailed, err.Error())
 		case err != nil:
-			httpapi.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			httpapi.Unavailable(w, r, s.log, err)
 		default:
 			httpapi.WriteJSON(w, http.StatusOK, m)
 		}
@@ -53,7 +53,7 @@ func (s *Service) Routes(mux *http.ServeMux, a *httpapi.Authenticator) {
 		defer cancel()
 		m, err := s.End(ctx, m.ID, ReasonFinished)
 		if err != nil {
-			httpapi.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			httpapi.Unavailable(w, r, s.log, err)
 			return
 		}
 		httpapi.WriteJSON(w, http.StatusOK, m)
@@ -62,11 +62,11 @@ func (s *Service) Routes(mux *http.ServeMux, a *httpapi.Authenticator) {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.KillGrace+10*time.Second)
 		defer cancel()
 		if _, err := s.End(ctx, m.ID, ReasonFinished); err != nil {
-			httpapi.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			httpapi.Unavailable(w, r, s.log, err)
 			return
 		}
 		if err := s.store.Delete(ctx, m.ID); err != nil {
-			httpapi.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			httpapi.Unavailable(w, r, s.log, err)
 			return
 		}
 		s.deleteRecording(ctx, m)
@@ -139,7 +139,7 @@ func (s *Service) create(a *httpapi.Authenticator) http.HandlerFunc {
 				httpapi.WriteError(w, http.StatusConflict, "milestone_exists", "a milestone with this id exists")
 				return
 			}
-			httpapi.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			httpapi.Unavailable(w, r, s.log, err)
 			return
 		}
 		httpapi.WriteJSON(w, http.StatusCreated, m)
@@ -157,7 +157,7 @@ func (s *Service) list(a *httpapi.Authenticator) http.HandlerFunc {
 			return (cl.IsAdmin() || m.Owner == cl.Subject) && (status == "" || m.Status == status)
 		})
 		if err != nil {
-			httpapi.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			httpapi.Unavailable(w, r, s.log, err)
 			return
 		}
 		sort.Slice(ms, func(i, j int) bool { return ms[i].CreatedAt.Before(ms[j].CreatedAt) })
@@ -187,7 +187,7 @@ func (s *Service) withMilestone(a *httpapi.Authenticator, h func(http.ResponseWr
 			return
 		}
 		if err != nil {
-			httpapi.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			httpapi.Unavailable(w, r, s.log, err)
 			return
 		}
 		if !cl.IsAdmin() && m.Owner != cl.Subject {

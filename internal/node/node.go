@@ -158,7 +158,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (n *Node, er
 
 func (n *Node) routes() {
 	cfg := n.Config
-	authn := &httpapi.Authenticator{Verifier: n.Verifier, OnFailure: func(reason string) {
+	authn := &httpapi.Authenticator{Verifier: n.Verifier, Log: n.Log, OnFailure: func(reason string) {
 		n.Metrics.AuthFailures.WithLabelValues(reason).Inc()
 	}}
 	msg := &messaging.Service{Hub: n.Hub, NC: n.Backbone.NC, Node: cfg.NodeName, MaxChannels: cfg.MaxChannels, PublishTimeout: 5 * time.Second}
@@ -177,7 +177,7 @@ func (n *Node) routes() {
 	n.mux.HandleFunc("GET /healthz", httpapi.Health)
 	n.mux.HandleFunc("GET /readyz", httpapi.ReadyHandler(cfg.NodeName, n.Backbone.Ready))
 	n.mux.Handle("GET /metrics", n.Metrics.Handler())
-	webui.Routes(n.mux, webui.Options{DevToken: n.devToken()}) // the web console at /, see docs/console.md
+	webui.Routes(n.mux, webui.Options{DevToken: n.devToken(), Logger: n.Log}) // the web console at /, see docs/console.md
 	if cfg.Pprof {
 		admin := func(h http.HandlerFunc) http.HandlerFunc {
 			return func(w http.ResponseWriter, r *http.Request) {

@@ -125,7 +125,7 @@ func TestIdleKeepAliveClosed(t *testing.T) {
 	}
 }
 
-// A client that sends part of a request body and stops is answered 400 and
+// A client that sends part of a request body and stops is answered 408 and
 // disconnected after --http-read-timeout.
 func TestStalledBodyCut(t *testing.T) {
 	addr := serve(t, timeoutConfig(t))
@@ -145,8 +145,8 @@ func TestStalledBodyCut(t *testing.T) {
 		t.Fatalf("no answer to a stalled body within %v: %v", testkit.Timeout, err)
 	}
 	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"error":"bad_request"`) {
-		t.Fatalf("stalled body: %d %s, want 400 bad_request", resp.StatusCode, body)
+	if want := `{"error":"request_timeout","message":"the request body did not arrive in time"}` + "\n"; resp.StatusCode != http.StatusRequestTimeout || string(body) != want {
+		t.Fatalf("stalled body: %d %s, want 408 %s", resp.StatusCode, body, want)
 	}
 	waitClosed(t, c, br)
 }

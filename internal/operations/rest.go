@@ -58,7 +58,7 @@ func (s *Service) restAgents(a *httpapi.Authenticator) http.HandlerFunc {
 		}
 		out, err := s.store.remoteAgents(r.Context())
 		if err != nil {
-			httpapi.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			httpapi.Unavailable(w, r, s.log, err)
 			return
 		}
 		for id, ca := range s.commands {
