@@ -49,7 +49,9 @@ func WriteError(w http.ResponseWriter, status int, code, msg string) {
 // MissingTokenMessage is the message of a REST 401 missing_token.
 const MissingTokenMessage = "a token is required: send it as Authorization: Bearer <token>"
 
-// Authenticator checks the token of REST requests.
+// Authenticator checks the token of REST requests. Every REST handler is
+// wrapped in Authed or AdminOnly, the one place that refuses a request
+// without a valid token.
 type Authenticator struct {
 	Verifier *auth.Verifier
 	// OnFailure counts refusals by reason (may be nil).
@@ -60,23 +62,27 @@ type Authenticator struct {
 	Log *slog.Logger
 }
 
-// Claims authenticates r from its Authorization header or token query
-// parameter; on failure it has already written a 401 and returns nil.
-func (a *Authenticator) Claims(w http.ResponseWriter, r *http.Request) *auth.Claims {
-	return a.claims(w, r)
+// Authed returns a handler that authenticates the request from its
+// Authorization header (or token query parameter) and calls h with the
+// token's claims; without a valid token it answers 401 and h is not called.
+func (a *Authenticator) Authed(h func(http.ResponseWriter, *http.Request, *auth.Claims)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if cl := a.claims(w, r); cl != nil {
+			h(w, r, cl)
+		}
+	}
 }
 
-// Admin is Claims that also requires the admin role (403 otherwise).
-func (a *Authenticator) Admin(w http.ResponseWriter, r *http.Request) *auth.Claims {
-	cl := a.Claims(w, r)
-	if cl == nil {
-		return nil
-	}
-	if !cl.IsAdmin() {
-		WriteError(w, http.StatusForbidden, "forbidden", "this API requires the admin role")
-		return nil
-	}
-	return cl
+// AdminOnly is Authed that also requires the admin role (403 forbidden
+// otherwise).
+func (a *Authenticator) AdminOnly(h func(http.ResponseWriter, *http.Request, *auth.Claims)) http.HandlerFunc {
+	return a.Authed(func(w http.ResponseWriter, r *http.Request, cl *auth.Claims) {
+		if !cl.IsAdmin() {
+			WriteError(w, http.StatusForbidden, "forbidden", "this API requires the admin role")
+			return
+		}
+		h(w, r, cl)
+	})
 }
 
 // claims returns r's verified claims, or writes a 401 and returns nil.
@@ -198,11 +204,7 @@ type PublishResponse struct {
 // PublishHandler serves POST /api/publish for backends holding an admin
 // token.
 func PublishHandler(a *Authenticator, p Publisher, timeout time.Duration) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		cl := a.Admin(w, r)
-		if cl == nil {
-			return
-		}
+	return a.AdminOnly(func(w http.ResponseWriter, r *http.Request, cl *auth.Claims) {
 		var req PublishRequest
 		if !DecodeBody(w, r, &req) {
 			return
@@ -230,7 +232,7 @@ func PublishHandler(a *Authenticator, p Publisher, timeout time.Duration) http.H
 			return
 		}
 		WriteJSON(w, http.StatusOK, PublishResponse{Channel: ch, Seq: seq})
-	}
+	})
 }
 
 // Health serves /healthz: the process is up.

@@ -91,12 +91,8 @@ func (s *Service) Routes(mux *http.ServeMux, a *httpapi.Authenticator) {
 }
 
 func (s *Service) create(a *httpapi.Authenticator) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		// A milestone runs a command: only admins define one.
-		cl := a.Admin(w, r)
-		if cl == nil {
-			return
-		}
+	// A milestone runs a command: only admins define one.
+	return a.AdminOnly(func(w http.ResponseWriter, r *http.Request, cl *auth.Claims) {
 		var req CreateRequest
 		if !httpapi.DecodeBody(w, r, &req) {
 			return
@@ -143,15 +139,11 @@ func (s *Service) create(a *httpapi.Authenticator) http.HandlerFunc {
 			return
 		}
 		httpapi.WriteJSON(w, http.StatusCreated, m)
-	}
+	})
 }
 
 func (s *Service) list(a *httpapi.Authenticator) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		cl := a.Claims(w, r)
-		if cl == nil {
-			return
-		}
+	return a.Authed(func(w http.ResponseWriter, r *http.Request, cl *auth.Claims) {
 		status := r.URL.Query().Get("status")
 		ms, err := s.store.List(r.Context(), func(m *Milestone) bool {
 			return (cl.IsAdmin() || m.Owner == cl.Subject) && (status == "" || m.Status == status)
@@ -165,17 +157,13 @@ func (s *Service) list(a *httpapi.Authenticator) http.HandlerFunc {
 			ms = []*Milestone{}
 		}
 		httpapi.WriteJSON(w, http.StatusOK, map[string]any{"milestones": ms})
-	}
+	})
 }
 
 // withMilestone authenticates, loads {id} and checks that the caller owns
 // it or is an admin.
 func (s *Service) withMilestone(a *httpapi.Authenticator, h func(http.ResponseWriter, *http.Request, *Milestone, *auth.Claims)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		cl := a.Claims(w, r)
-		if cl == nil {
-			return
-		}
+	return a.Authed(func(w http.ResponseWriter, r *http.Request, cl *auth.Claims) {
 		id := r.PathValue("id")
 		if !protocol.ValidID(id) {
 			httpapi.WriteError(w, http.StatusBadRequest, protocol.CodeInvalidMilestone, "invalid milestone id")
@@ -195,5 +183,5 @@ func (s *Service) withMilestone(a *httpapi.Authenticator, h func(http.ResponseWr
 			return
 		}
 		h(w, r, m, cl)
-	}
+	})
 }

@@ -169,22 +169,16 @@ func (n *Node) routes() {
 	n.mux.HandleFunc("POST /api/publish", httpapi.PublishHandler(authn, n.Hub, 5*time.Second))
 	n.mux.Handle("GET /api/milestones/{id}/terminal", n.Conns.Handler(n.Milestones.Endpoint()))
 	n.Milestones.Routes(n.mux, authn)
-	n.mux.HandleFunc("GET /api/cluster/nodes", func(w http.ResponseWriter, r *http.Request) {
-		if authn.Admin(w, r) != nil {
-			httpapi.WriteJSON(w, http.StatusOK, map[string]any{"self": cfg.NodeName, "nodes": n.Cluster.Nodes()})
-		}
-	})
+	n.mux.HandleFunc("GET /api/cluster/nodes", authn.AdminOnly(func(w http.ResponseWriter, r *http.Request, _ *auth.Claims) {
+		httpapi.WriteJSON(w, http.StatusOK, map[string]any{"self": cfg.NodeName, "nodes": n.Cluster.Nodes()})
+	}))
 	n.mux.HandleFunc("GET /healthz", httpapi.Health)
 	n.mux.HandleFunc("GET /readyz", httpapi.ReadyHandler(cfg.NodeName, n.Backbone.Ready))
 	n.mux.Handle("GET /metrics", n.Metrics.Handler())
 	webui.Routes(n.mux, webui.Options{DevToken: n.devToken(), Logger: n.Log}) // the web console at /, see docs/console.md
 	if cfg.Pprof {
 		admin := func(h http.HandlerFunc) http.HandlerFunc {
-			return func(w http.ResponseWriter, r *http.Request) {
-				if authn.Admin(w, r) != nil {
-					h(w, r)
-				}
-			}
+			return authn.AdminOnly(func(w http.ResponseWriter, r *http.Request, _ *auth.Claims) { h(w, r) })
 		}
 		n.mux.HandleFunc("/debug/pprof/", admin(pprof.Index))
 		n.mux.HandleFunc("/debug/pprof/profile", admin(pprof.Profile))

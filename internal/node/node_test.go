@@ -217,3 +217,54 @@ func TestStreamsOutliveHTTPTimeouts(t *testing.T) {
 		t.Fatalf("event stream ended without the result: %q", rest)
 	}
 }
+
+// Every REST route refuses a request without a token the same way (through
+// Authenticator.Authed), and the admin-only ones refuse other users.
+func TestEveryRESTRouteAuthenticated(t *testing.T) {
+	cfg := testkit.Config(t)
+	cfg.Pprof = true
+	n := testkit.Start(t, cfg, nil)
+	user := testkit.Token(t, "alice")
+	for _, c := range []struct {
+		method, path string
+		admin        bool
+	}{
+		{http.MethodPost, "/api/publish", true},
+		{http.MethodGet, "/api/cluster/nodes", true},
+		{http.MethodGet, "/debug/pprof/", true},
+		{http.MethodGet, "/debug/pprof/symbol", true},
+		{http.MethodPost, "/api/operations", false},
+		{http.MethodGet, "/api/operations", false},
+		{http.MethodGet, "/api/operations/op-1", false},
+		{http.MethodPost, "/api/operations/op-1/cancel", false},
+		{http.MethodGet, "/api/operations/op-1/events", false},
+		{http.MethodGet, "/api/agents", false},
+		{http.MethodPost, "/api/milestones", true},
+		{http.MethodGet, "/api/milestones", false},
+		{http.MethodGet, "/api/milestones/ms-1", false},
+		{http.MethodPost, "/api/milestones/ms-1/start", false},
+		{http.MethodPost, "/api/milestones/ms-1/finish", false},
+		{http.MethodDelete, "/api/milestones/ms-1", false},
+		{http.MethodGet, "/api/milestones/ms-1/recording", false},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
+		req, _ := http.NewRequestWithContext(ctx, c.method, n.HTTP+c.path, strings.NewReader("{}"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", c.method, c.path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		cancel()
+		want := `{"error":"missing_token","message":"a token is required: send it as Authorization: Bearer \u003ctoken\u003e"}` + "\n"
+		if resp.StatusCode != http.StatusUnauthorized || string(body) != want || resp.Header.Get("WWW-Authenticate") != `Bearer realm="tether"` {
+			t.Errorf("%s %s without a token: %d %s %q, want 401 %s", c.method, c.path, resp.StatusCode, body, resp.Header.Get("WWW-Authenticate"), want)
+		}
+		if c.admin {
+			status, m := testkit.Do(t, c.method, n.HTTP+c.path, user, strings.NewReader("{}"))
+			if status != http.StatusForbidden || m["error"] != "forbidden" || m["message"] != "this API requires the admin role" {
+				t.Errorf("%s %s as a user: %d %v, want 403 forbidden", c.method, c.path, status, m)
+			}
+		}
+	}
+}
