@@ -41,9 +41,10 @@ type Timeouts struct {
 }
 
 // NewServer returns the http.Server of a node: handler, which must be
-// wrapped in Deadlines, with t's idle and header timeouts, and errors of
-// the server itself logged at warn level, redacted. (net/http lifts the write
-// deadline Deadlines left on a connection once its response is sent.)
+// wrapped in Deadlines, with t's idle and header timeouts, and what the
+// server itself logs passed to log at warn level, redacted. (net/http
+// lifts the write deadline Deadlines left on a connection once the
+// response is sent.)
 func NewServer(handler http.Handler, t Timeouts, log *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           handler,
@@ -112,7 +113,9 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 }
 
 // deadlineWriter renews the write deadline before everything that may
-// write to the connection.
+// write to the connection. It does not pass io.ReaderFrom through, so
+// io.Copy into it (http.ServeContent) writes in 32 KiB chunks, each with
+// its own deadline, rather than in one sendfile call bounded once.
 type deadlineWriter struct {
 	http.ResponseWriter
 	rc *http.ResponseController // of the wrapped writer
