@@ -267,9 +267,50 @@ var errMissingSubject = errors.New("sub claim is missing or empty")
 // malformed, which is what ReasonInvalidToken promises.
 type tokenClaims struct {
 	jwt.RegisteredClaims
-	Roles    []string `json:"roles"`
-	Channels []string `json:"channels"`
+	// These shadow RegisteredClaims' fields of the same JSON names, which
+	// also accept a string holding a number ("exp":"1999999999"); the
+	// Get* methods below hand them to jwt's validator.
+	ExpiresAt *numericDate `json:"exp"`
+	NotBefore *numericDate `json:"nbf"`
+	IssuedAt  *numericDate `json:"iat"`
+	Roles     []string     `json:"roles"`
+	Channels  []string     `json:"channels"`
 }
+
+// numericDate is a jwt.NumericDate that must be a JSON number, as RFC 7519
+// defines exp, nbf and iat: jwt's own also decodes a string holding a
+// number. Anything else fails the decoding, so the token is
+// ReasonInvalidToken.
+type numericDate struct{ jwt.NumericDate }
+
+// errNotNumber rejects a time claim that is not a JSON number.
+var errNotNumber = errors.New("time claim is not a JSON number")
+
+// UnmarshalJSON implements json.Unmarshaler. null never gets here: the
+// pointer field stays nil, as if the claim were absent.
+func (d *numericDate) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || (b[0] != '-' && (b[0] < '0' || b[0] > '9')) {
+		return errNotNumber
+	}
+	return d.NumericDate.UnmarshalJSON(b)
+}
+
+// date returns d's jwt.NumericDate, or nil when the claim is absent.
+func (d *numericDate) date() *jwt.NumericDate {
+	if d == nil {
+		return nil
+	}
+	return &d.NumericDate
+}
+
+// GetExpirationTime implements jwt.Claims with the strict exp.
+func (tc *tokenClaims) GetExpirationTime() (*jwt.NumericDate, error) { return tc.ExpiresAt.date(), nil }
+
+// GetNotBefore implements jwt.Claims with the strict nbf.
+func (tc *tokenClaims) GetNotBefore() (*jwt.NumericDate, error) { return tc.NotBefore.date(), nil }
+
+// GetIssuedAt implements jwt.Claims with the strict iat.
+func (tc *tokenClaims) GetIssuedAt() (*jwt.NumericDate, error) { return tc.IssuedAt.date(), nil }
 
 // Validate implements jwt.ClaimsValidator; jwt calls it after the
 // signature and the registered claims have been checked.

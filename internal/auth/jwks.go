@@ -79,7 +79,7 @@ func newJWKSKeys(ctx context.Context, cfg *Config) (*jwksKeys, error) {
 				if ctx.Err() != nil {
 					return // shutting down: the failure is ours, not the endpoint's
 				}
-				logger.Error("auth: JWKS refresh failed; keeping the cached keys", "url", u, "error", err)
+				logger.Error("auth: JWKS refresh failed; keeping the cached keys", "url", Redact(u), "error", Redact(err.Error()))
 			}
 		},
 	})

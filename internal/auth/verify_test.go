@@ -7,12 +7,14 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -214,6 +216,14 @@ func TestTimeClaims(t *testing.T) {
 		{"iat within leeway", claims("iat", at(30*time.Second)), auth.ReasonNotYetValid, ""},
 		{"exp wrong type", claims("exp", "tomorrow"), auth.ReasonInvalidToken, auth.ReasonInvalidToken},
 		{"nbf wrong type", claims("nbf", true), auth.ReasonInvalidToken, auth.ReasonInvalidToken},
+		// jwt's NumericDate also decodes a string holding a number; the
+		// claims are numbers (RFC 7519 §2), so that is a wrong type too.
+		{"exp numeric string", claims("exp", strconv.FormatInt(at(time.Hour), 10)), auth.ReasonInvalidToken, auth.ReasonInvalidToken},
+		{"exp float string", claims("exp", "1999999999.5"), auth.ReasonInvalidToken, auth.ReasonInvalidToken},
+		{"nbf numeric string", claims("nbf", strconv.FormatInt(at(-time.Minute), 10)), auth.ReasonInvalidToken, auth.ReasonInvalidToken},
+		{"iat numeric string", claims("iat", strconv.FormatInt(at(-time.Minute), 10)), auth.ReasonInvalidToken, auth.ReasonInvalidToken},
+		{"exp fractional", claims("exp", float64(at(time.Hour))+0.5), "", ""},
+		{"exp null", claims("exp", json.RawMessage("null")), auth.ReasonMissingExp, auth.ReasonMissingExp},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -58,6 +58,11 @@ type Config struct {
 	WriteTimeout    time.Duration
 	ShutdownTimeout time.Duration
 	MaxMessageSize  int64
+
+	HTTPIdleTimeout  time.Duration
+	HTTPReadTimeout  time.Duration
+	HTTPWriteTimeout time.Duration
+
 	SendQueue       int
 	MaxConnsPerUser int
 	MaxChannels     int
@@ -128,6 +133,9 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "close a connection from which nothing (not even a pong) arrived for this long")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "deadline for one frame write to a client")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a graceful shutdown waits for connections to drain")
+	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", c.HTTPIdleTimeout, "close an HTTP keep-alive connection that has been idle between requests for this long")
+	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", c.HTTPReadTimeout, "deadline for reading an HTTP request body (headers: 10s, or this if shorter)")
+	fs.DurationVar(&c.HTTPWriteTimeout, "http-write-timeout", c.HTTPWriteTimeout, "longest one write of an HTTP response may wait for a client that does not read")
 	fs.Var((*sizeValue)(&c.MaxMessageSize), "max-message-size", "largest client frame accepted (bytes; KiB and MiB suffixes allowed)")
 	fs.IntVar(&c.SendQueue, "send-queue", c.SendQueue, "messages queued for one connection before it is closed as a slow consumer")
 	fs.IntVar(&c.MaxConnsPerUser, "max-connections-per-user", c.MaxConnsPerUser, "open connections per user (0: unlimited)")
@@ -171,6 +179,9 @@ func Defaults() *Config {
 		IdleTimeout:      60 * time.Second,
 		WriteTimeout:     10 * time.Second,
 		ShutdownTimeout:  10 * time.Second,
+		HTTPIdleTimeout:  60 * time.Second,
+		HTTPReadTimeout:  30 * time.Second,
+		HTTPWriteTimeout: 30 * time.Second,
 		MaxMessageSize:   1 << 20,
 		SendQueue:        256,
 		MaxConnsPerUser:  100,
@@ -368,7 +379,8 @@ func (c *Config) Validate() error {
 	positive := map[string]time.Duration{
 		"auth-timeout": c.AuthTimeout, "ping-interval": c.PingInterval, "idle-timeout": c.IdleTimeout,
 		"write-timeout": c.WriteTimeout, "shutdown-timeout": c.ShutdownTimeout, "history-max-age": c.HistoryMaxAge,
-		"cluster-heartbeat":         c.ClusterHeartbeat,
+		"cluster-heartbeat": c.ClusterHeartbeat,
+		"http-idle-timeout": c.HTTPIdleTimeout, "http-read-timeout": c.HTTPReadTimeout, "http-write-timeout": c.HTTPWriteTimeout,
 		"operation-history-max-age": c.OperationHistoryMaxAge, "operation-kill-grace": c.OperationKillGrace,
 	}
 	for name, d := range positive {

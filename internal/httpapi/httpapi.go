@@ -9,11 +9,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,37 +46,60 @@ func WriteError(w http.ResponseWriter, status int, code, msg string) {
 	WriteJSON(w, status, Error{Error: code, Message: msg})
 }
 
-// Authenticator checks the token of REST requests.
+// MissingTokenMessage is the message of a REST 401 missing_token.
+const MissingTokenMessage = "a token is required: send it as Authorization: Bearer <token>"
+
+// Authenticator checks the token of REST requests. Every REST handler is
+// wrapped in Authed or AdminOnly, the one place that refuses a request
+// without a valid token.
 type Authenticator struct {
 	Verifier *auth.Verifier
 	// OnFailure counts refusals by reason (may be nil).
 	OnFailure func(reason string)
+	// Log receives the detail of each refusal at debug level, and the
+	// failures of the handlers of this package (nil: discarded). Clients
+	// only get fixed sentences.
+	Log *slog.Logger
 }
 
-// Claims authenticates r from its Authorization header or token query
-// parameter; on failure it has already written a 401 and returns nil.
-func (a *Authenticator) Claims(w http.ResponseWriter, r *http.Request) *auth.Claims {
+// Authed returns a handler that authenticates the request from its
+// Authorization header (or token query parameter) and calls h with the
+// token's claims; without a valid token it answers 401 and h is not called.
+func (a *Authenticator) Authed(h func(http.ResponseWriter, *http.Request, *auth.Claims)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if cl := a.claims(w, r); cl != nil {
+			h(w, r, cl)
+		}
+	}
+}
+
+// AdminOnly is Authed that also requires the admin role (403 forbidden
+// otherwise).
+func (a *Authenticator) AdminOnly(h func(http.ResponseWriter, *http.Request, *auth.Claims)) http.HandlerFunc {
+	return a.Authed(func(w http.ResponseWriter, r *http.Request, cl *auth.Claims) {
+		if !cl.IsAdmin() {
+			WriteError(w, http.StatusForbidden, "forbidden", "this API requires the admin role")
+			return
+		}
+		h(w, r, cl)
+	})
+}
+
+// claims returns r's verified claims, or writes a 401 and returns nil.
+func (a *Authenticator) claims(w http.ResponseWriter, r *http.Request) *auth.Claims {
 	tok, _ := auth.TokenFromRequest(r)
 	if tok == "" {
-		a.fail(w, auth.ReasonMissingToken, "send a token in the Authorization header: Bearer <token>")
+		a.fail(w, auth.ReasonMissingToken, MissingTokenMessage)
 		return nil
 	}
 	cl, err := a.Verifier.Verify(tok)
 	if err != nil {
-		a.fail(w, auth.ReasonOf(err), err.Error())
-		return nil
-	}
-	return cl
-}
-
-// Admin is Claims that also requires the admin role (403 otherwise).
-func (a *Authenticator) Admin(w http.ResponseWriter, r *http.Request) *auth.Claims {
-	cl := a.Claims(w, r)
-	if cl == nil {
-		return nil
-	}
-	if !cl.IsAdmin() {
-		WriteError(w, http.StatusForbidden, "forbidden", "this API requires the admin role")
+		reason, msg := auth.Public(err)
+		if a.Log != nil {
+			a.Log.Debug("http: token refused", "reason", reason, "err", auth.Redact(err.Error()),
+				"method", r.Method, "url", RedactURL(r.URL), "remote", r.RemoteAddr)
+		}
+		a.fail(w, reason, msg)
 		return nil
 	}
 	return cl
@@ -86,24 +113,73 @@ func (a *Authenticator) fail(w http.ResponseWriter, reason, msg string) {
 	WriteError(w, http.StatusUnauthorized, reason, msg)
 }
 
+// UnavailableMessage is the message of every 503 unavailable answer.
+const UnavailableMessage = "the service is temporarily unavailable; try again"
+
+// InternalErrorMessage is the message of every 500 internal_error answer.
+const InternalErrorMessage = "the server could not complete the request"
+
+// Unavailable answers 503 unavailable for a request that failed on
+// something the server depends on (NATS, JetStream, another node). err goes
+// to log (at warn, redacted) and never to the client: it describes the
+// server's internals and may quote the request.
+func Unavailable(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	logFailure(log, r, "unavailable", err)
+	WriteError(w, http.StatusServiceUnavailable, "unavailable", UnavailableMessage)
+}
+
+// InternalError answers 500 internal_error, logging err as Unavailable does.
+func InternalError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	logFailure(log, r, "internal_error", err)
+	WriteError(w, http.StatusInternalServerError, "internal_error", InternalErrorMessage)
+}
+
+func logFailure(log *slog.Logger, r *http.Request, code string, err error) {
+	if log == nil {
+		return
+	}
+	msg := "<nil>"
+	if err != nil {
+		msg = err.Error()
+	}
+	log.Warn("http: request failed", "code", code, "method", r.Method, "url", RedactURL(r.URL), "err", auth.Redact(msg))
+}
+
 // DecodeBody decodes a JSON request body of at most MaxBodyBytes into v; on
-// failure it has already written a 400 (or 413) and returns false.
+// failure it has already written a 400 (413, 408) and returns false. The
+// messages name the problem's position or field, never the body's bytes.
 func DecodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			WriteError(w, http.StatusRequestEntityTooLarge, "too_large", "the request body is larger than 1 MiB")
-			return false
-		}
-		if errors.Is(err, io.EOF) {
-			WriteError(w, http.StatusBadRequest, "bad_request", "a JSON body is required")
-			return false
-		}
-		WriteError(w, http.StatusBadRequest, "bad_request", "invalid JSON body: "+err.Error())
-		return false
+	err := dec.Decode(v)
+	if err == nil {
+		return true
 	}
-	return true
+	var (
+		tooBig    *http.MaxBytesError
+		syntax    *json.SyntaxError
+		wrongType *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &tooBig):
+		WriteError(w, http.StatusRequestEntityTooLarge, "too_large", "the request body is larger than 1 MiB")
+	case errors.Is(err, io.EOF):
+		WriteError(w, http.StatusBadRequest, "bad_request", "a JSON body is required")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		WriteError(w, http.StatusRequestTimeout, "request_timeout", "the request body did not arrive in time")
+	case errors.As(err, &syntax):
+		// The parser's sentence quotes at most one character.
+		WriteError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("invalid JSON body at byte %d: %s", syntax.Offset, syntax.Error()))
+	case errors.As(err, &wrongType) && wrongType.Field != "":
+		// Not wrongType.Error(): its Value quotes the number as sent.
+		WriteError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("invalid JSON body: %s must be of JSON type %s", fieldName(wrongType.Field), jsonType(wrongType.Type)))
+	case errors.As(err, &wrongType):
+		WriteError(w, http.StatusBadRequest, "bad_request", "invalid JSON body: it must be a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		WriteError(w, http.StatusBadRequest, "bad_request", "invalid JSON body: it ends early")
+	default:
+		WriteError(w, http.StatusBadRequest, "bad_request", "the request body could not be read")
+	}
+	return false
 }
 
 // Publisher is what the publish API needs from the channel hub.
@@ -128,11 +204,7 @@ type PublishResponse struct {
 // PublishHandler serves POST /api/publish for backends holding an admin
 // token.
 func PublishHandler(a *Authenticator, p Publisher, timeout time.Duration) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		cl := a.Admin(w, r)
-		if cl == nil {
-			return
-		}
+	return a.AdminOnly(func(w http.ResponseWriter, r *http.Request, cl *auth.Claims) {
 		var req PublishRequest
 		if !DecodeBody(w, r, &req) {
 			return
@@ -156,11 +228,11 @@ func PublishHandler(a *Authenticator, p Publisher, timeout time.Duration) http.H
 		defer cancel()
 		seq, err := p.Publish(ctx, ch, cl.Subject, req.Data)
 		if err != nil {
-			WriteError(w, http.StatusServiceUnavailable, "unavailable", "the message could not be stored; try again")
+			Unavailable(w, r, a.Log, err)
 			return
 		}
 		WriteJSON(w, http.StatusOK, PublishResponse{Channel: ch, Seq: seq})
-	}
+	})
 }
 
 // Health serves /healthz: the process is up.
@@ -186,19 +258,10 @@ func ReadyHandler(node string, ready func() bool) http.HandlerFunc {
 	}
 }
 
-// RedactURL returns u's request URI with the token query parameter's value
-// replaced, so that no log line ever carries a token.
+// RedactURL returns u's request URI with every credential in it (see
+// auth.Redact) replaced, so that no log line ever carries a token.
 func RedactURL(u *url.URL) string {
-	if u.RawQuery == "" || !strings.Contains(u.RawQuery, "token") {
-		return u.RequestURI()
-	}
-	q := u.Query()
-	if q.Has("token") {
-		q.Set("token", "REDACTED")
-	}
-	c := *u
-	c.RawQuery = q.Encode()
-	return c.RequestURI()
+	return auth.Redact(u.RequestURI())
 }
 
 // Logging logs every request at debug level (errors at warn) with the URL
@@ -216,6 +279,9 @@ func Logging(log *slog.Logger, next http.Handler) http.Handler {
 		status := rec.status
 		if rec.hijacked {
 			status = http.StatusSwitchingProtocols
+		}
+		if !log.Enabled(r.Context(), level) {
+			return // spares redacting the URL
 		}
 		log.Log(r.Context(), level, "http", "method", r.Method, "url", RedactURL(r.URL), "status", status,
 			"duration", time.Since(start), "remote", r.RemoteAddr)
@@ -258,3 +324,43 @@ func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// fieldName bounds a JSON field path for an error message: its map keys
+// come from the client.
+func fieldName(f string) string {
+	const max = 64
+	f = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, f)
+	if len(f) > max {
+		f = strings.ToValidUTF8(f[:max], "") + "…"
+	}
+	return strconv.Quote(f)
+}
+
+// jsonType names the JSON type that decodes into a Go type.
+func jsonType(t reflect.Type) string {
+	if t == nil {
+		return "value"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.Map, reflect.Struct:
+		return "object"
+	case reflect.Pointer:
+		return jsonType(t.Elem())
+	}
+	return "value"
+}

@@ -116,7 +116,7 @@ func (s *Service) serveRemoteRecording(w http.ResponseWriter, r *http.Request, m
 		httpapi.WriteError(w, http.StatusServiceUnavailable, protocol.CodeNodeDown, "the recording is on node "+m.Node+", which does not answer")
 		return
 	case err != nil:
-		httpapi.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		httpapi.Unavailable(w, r, s.log, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-asciicast")

@@ -43,7 +43,7 @@ func (s *Service) Routes(mux *http.ServeMux, a *httpapi.Authenticator) {
 		case err != nil && m != nil && m.Reason == ReasonStartFailed:
 			httpapi.WriteError(w, http.StatusUnprocessableEntity, ReasonStartFailed, err.Error())
 		case err != nil:
-			httpapi.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			httpapi.Unavailable(w, r, s.log, err)
 		default:
 			httpapi.WriteJSON(w, http.StatusOK, m)
 		}
@@ -53,7 +53,7 @@ func (s *Service) Routes(mux *http.ServeMux, a *httpapi.Authenticator) {
 		defer cancel()
 		m, err := s.End(ctx, m.ID, ReasonFinished)
 		if err != nil {
-			httpapi.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			httpapi.Unavailable(w, r, s.log, err)
 			return
 		}
 		httpapi.WriteJSON(w, http.StatusOK, m)
@@ -62,11 +62,11 @@ func (s *Service) Routes(mux *http.ServeMux, a *httpapi.Authenticator) {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.KillGrace+10*time.Second)
 		defer cancel()
 		if _, err := s.End(ctx, m.ID, ReasonFinished); err != nil {
-			httpapi.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			httpapi.Unavailable(w, r, s.log, err)
 			return
 		}
 		if err := s.store.Delete(ctx, m.ID); err != nil {
-			httpapi.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			httpapi.Unavailable(w, r, s.log, err)
 			return
 		}
 		s.deleteRecording(ctx, m)
@@ -91,12 +91,8 @@ func (s *Service) Routes(mux *http.ServeMux, a *httpapi.Authenticator) {
 }
 
 func (s *Service) create(a *httpapi.Authenticator) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		// A milestone runs a command: only admins define one.
-		cl := a.Admin(w, r)
-		if cl == nil {
-			return
-		}
+	// A milestone runs a command: only admins define one.
+	return a.AdminOnly(func(w http.ResponseWriter, r *http.Request, cl *auth.Claims) {
 		var req CreateRequest
 		if !httpapi.DecodeBody(w, r, &req) {
 			return
@@ -139,25 +135,21 @@ func (s *Service) create(a *httpapi.Authenticator) http.HandlerFunc {
 				httpapi.WriteError(w, http.StatusConflict, "milestone_exists", "a milestone with this id exists")
 				return
 			}
-			httpapi.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			httpapi.Unavailable(w, r, s.log, err)
 			return
 		}
 		httpapi.WriteJSON(w, http.StatusCreated, m)
-	}
+	})
 }
 
 func (s *Service) list(a *httpapi.Authenticator) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		cl := a.Claims(w, r)
-		if cl == nil {
-			return
-		}
+	return a.Authed(func(w http.ResponseWriter, r *http.Request, cl *auth.Claims) {
 		status := r.URL.Query().Get("status")
 		ms, err := s.store.List(r.Context(), func(m *Milestone) bool {
 			return (cl.IsAdmin() || m.Owner == cl.Subject) && (status == "" || m.Status == status)
 		})
 		if err != nil {
-			httpapi.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			httpapi.Unavailable(w, r, s.log, err)
 			return
 		}
 		sort.Slice(ms, func(i, j int) bool { return ms[i].CreatedAt.Before(ms[j].CreatedAt) })
@@ -165,17 +157,13 @@ func (s *Service) list(a *httpapi.Authenticator) http.HandlerFunc {
 			ms = []*Milestone{}
 		}
 		httpapi.WriteJSON(w, http.StatusOK, map[string]any{"milestones": ms})
-	}
+	})
 }
 
 // withMilestone authenticates, loads {id} and checks that the caller owns
 // it or is an admin.
 func (s *Service) withMilestone(a *httpapi.Authenticator, h func(http.ResponseWriter, *http.Request, *Milestone, *auth.Claims)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		cl := a.Claims(w, r)
-		if cl == nil {
-			return
-		}
+	return a.Authed(func(w http.ResponseWriter, r *http.Request, cl *auth.Claims) {
 		id := r.PathValue("id")
 		if !protocol.ValidID(id) {
 			httpapi.WriteError(w, http.StatusBadRequest, protocol.CodeInvalidMilestone, "invalid milestone id")
@@ -187,7 +175,7 @@ func (s *Service) withMilestone(a *httpapi.Authenticator, h func(http.ResponseWr
 			return
 		}
 		if err != nil {
-			httpapi.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			httpapi.Unavailable(w, r, s.log, err)
 			return
 		}
 		if !cl.IsAdmin() && m.Owner != cl.Subject {
@@ -195,5 +183,5 @@ func (s *Service) withMilestone(a *httpapi.Authenticator, h func(http.ResponseWr
 			return
 		}
 		h(w, r, m, cl)
-	}
+	})
 }

@@ -150,12 +150,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (n *Node, er
 		RateBurst: cfg.RateBurst, Logger: log.With("component", "conn"), Metrics: n.Metrics, Leeway: cfg.JWTLeeway,
 	})
 	n.routes()
+	// Built here rather than in Serve, which runs in a goroutine of its
+	// own, so that Shutdown never races with its construction.
+	n.httpSrv = httpapi.NewServer(n.handler, n.timeouts(), n.Log)
 	return n, nil
 }
 
 func (n *Node) routes() {
 	cfg := n.Config
-	authn := &httpapi.Authenticator{Verifier: n.Verifier, OnFailure: func(reason string) {
+	authn := &httpapi.Authenticator{Verifier: n.Verifier, Log: n.Log, OnFailure: func(reason string) {
 		n.Metrics.AuthFailures.WithLabelValues(reason).Inc()
 	}}
 	// A publish may be retried for backbone.WriteBound while NATS elects a
@@ -169,29 +172,23 @@ func (n *Node) routes() {
 	n.mux.HandleFunc("POST /api/publish", httpapi.PublishHandler(authn, n.Hub, publishTimeout))
 	n.mux.Handle("GET /api/milestones/{id}/terminal", n.Conns.Handler(n.Milestones.Endpoint()))
 	n.Milestones.Routes(n.mux, authn)
-	n.mux.HandleFunc("GET /api/cluster/nodes", func(w http.ResponseWriter, r *http.Request) {
-		if authn.Admin(w, r) != nil {
-			httpapi.WriteJSON(w, http.StatusOK, map[string]any{"self": cfg.NodeName, "nodes": n.Cluster.Nodes()})
-		}
-	})
+	n.mux.HandleFunc("GET /api/cluster/nodes", authn.AdminOnly(func(w http.ResponseWriter, r *http.Request, _ *auth.Claims) {
+		httpapi.WriteJSON(w, http.StatusOK, map[string]any{"self": cfg.NodeName, "nodes": n.Cluster.Nodes()})
+	}))
 	n.mux.HandleFunc("GET /healthz", httpapi.Health)
 	n.mux.HandleFunc("GET /readyz", httpapi.ReadyHandler(cfg.NodeName, n.Backbone.Ready))
 	n.mux.Handle("GET /metrics", n.Metrics.Handler())
-	webui.Routes(n.mux, webui.Options{DevToken: n.devToken()}) // the web console at /, see docs/console.md
+	webui.Routes(n.mux, webui.Options{DevToken: n.devToken(), Logger: n.Log}) // the web console at /, see docs/console.md
 	if cfg.Pprof {
 		admin := func(h http.HandlerFunc) http.HandlerFunc {
-			return func(w http.ResponseWriter, r *http.Request) {
-				if authn.Admin(w, r) != nil {
-					h(w, r)
-				}
-			}
+			return authn.AdminOnly(func(w http.ResponseWriter, r *http.Request, _ *auth.Claims) { h(w, r) })
 		}
 		n.mux.HandleFunc("/debug/pprof/", admin(pprof.Index))
 		n.mux.HandleFunc("/debug/pprof/profile", admin(pprof.Profile))
 		n.mux.HandleFunc("/debug/pprof/trace", admin(pprof.Trace))
 		n.mux.HandleFunc("/debug/pprof/symbol", admin(pprof.Symbol))
 	}
-	n.handler = httpapi.Logging(n.Log, n.mux)
+	n.handler = httpapi.Logging(n.Log, httpapi.Deadlines(n.timeouts(), n.mux))
 }
 
 // devToken is the minter of the token that the web console signs in with
@@ -208,6 +205,11 @@ func (n *Node) devToken() func() (string, error) {
 	}
 }
 
+// timeouts are the HTTP server's, from the configuration.
+func (n *Node) timeouts() httpapi.Timeouts {
+	return httpapi.Timeouts{Idle: n.Config.HTTPIdleTimeout, Read: n.Config.HTTPReadTimeout, Write: n.Config.HTTPWriteTimeout}
+}
+
 // Handle adds a route; endpoints added by later packages register here.
 func (n *Node) Handle(pattern string, h http.Handler) { n.mux.Handle(pattern, h) }
 
@@ -216,11 +218,6 @@ func (n *Node) Handler() http.Handler { return n.handler }
 
 // Serve accepts HTTP connections on ln until Shutdown.
 func (n *Node) Serve(ln net.Listener) error {
-	n.httpSrv = &http.Server{
-		Handler:           n.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(n.Log.Handler(), slog.LevelWarn),
-	}
 	err := n.httpSrv.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil

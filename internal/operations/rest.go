@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tether-dev/tether/internal/auth"
 	"github.com/tether-dev/tether/internal/httpapi"
 	"github.com/tether-dev/tether/internal/protocol"
 )
@@ -33,12 +34,12 @@ type CancelResponse struct {
 
 // Routes registers the operations REST API on mux.
 func (s *Service) Routes(mux *http.ServeMux, a *httpapi.Authenticator) {
-	mux.HandleFunc("POST /api/operations", s.restStart(a))
-	mux.HandleFunc("GET /api/operations", s.restList(a))
-	mux.HandleFunc("GET /api/operations/{id}", s.restGet(a))
-	mux.HandleFunc("POST /api/operations/{id}/cancel", s.restCancel(a))
-	mux.HandleFunc("GET /api/operations/{id}/events", s.restEvents(a))
-	mux.HandleFunc("GET /api/agents", s.restAgents(a))
+	mux.HandleFunc("POST /api/operations", a.Authed(s.restStart))
+	mux.HandleFunc("GET /api/operations", a.Authed(s.restList))
+	mux.HandleFunc("GET /api/operations/{id}", a.Authed(s.restGet))
+	mux.HandleFunc("POST /api/operations/{id}/cancel", a.Authed(s.restCancel))
+	mux.HandleFunc("GET /api/operations/{id}/events", a.Authed(s.restEvents))
+	mux.HandleFunc("GET /api/agents", a.Authed(s.restAgents))
 }
 
 // AgentInfo describes an agent that operations can be started on.
@@ -51,30 +52,25 @@ type AgentInfo struct {
 // restAgents serves GET /api/agents: the command agents of the
 // configuration and every agent a remote worker has registered (whether or
 // not one is connected now), sorted by id.
-func (s *Service) restAgents(a *httpapi.Authenticator) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if a.Claims(w, r) == nil {
-			return
-		}
-		out, err := s.store.remoteAgents(r.Context())
-		if err != nil {
-			httpapi.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
-			return
-		}
-		for id, ca := range s.commands {
-			ops := make([]string, 0, len(ca.Operations))
-			for op := range ca.Operations {
-				ops = append(ops, op)
-			}
-			sort.Strings(ops)
-			out = append(out, AgentInfo{AgentID: id, Kind: kindCommand, Operations: ops})
-		}
-		sort.Slice(out, func(i, j int) bool { return out[i].AgentID < out[j].AgentID })
-		if out == nil {
-			out = []AgentInfo{}
-		}
-		httpapi.WriteJSON(w, http.StatusOK, map[string]any{"agents": out})
+func (s *Service) restAgents(w http.ResponseWriter, r *http.Request, _ *auth.Claims) {
+	out, err := s.store.remoteAgents(r.Context())
+	if err != nil {
+		httpapi.Unavailable(w, r, s.log, err)
+		return
 	}
+	for id, ca := range s.commands {
+		ops := make([]string, 0, len(ca.Operations))
+		for op := range ca.Operations {
+			ops = append(ops, op)
+		}
+		sort.Strings(ops)
+		out = append(out, AgentInfo{AgentID: id, Kind: kindCommand, Operations: ops})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].AgentID < out[j].AgentID })
+	if out == nil {
+		out = []AgentInfo{}
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"agents": out})
 }
 
 // statusOfCode maps an operation error code to an HTTP status.
@@ -108,177 +104,147 @@ func (s *Service) writeErr(w http.ResponseWriter, err error) {
 	httpapi.WriteError(w, http.StatusServiceUnavailable, protocol.CodeInternal, "the request could not be completed; try again")
 }
 
-func (s *Service) restStart(a *httpapi.Authenticator) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		cl := a.Claims(w, r)
-		if cl == nil {
-			return
-		}
-		var req protocol.StartOperation
-		if !httpapi.DecodeBody(w, r, &req) {
-			return
-		}
-		owner := cl.Subject
-		if req.Owner != "" && req.Owner != cl.Subject {
-			if !cl.IsAdmin() {
-				httpapi.WriteError(w, http.StatusForbidden, protocol.CodeForbidden, "only admins may start operations for another owner")
-				return
-			}
-			owner = req.Owner
-		}
-		st, err := s.Start(r.Context(), owner, req)
-		if err != nil {
-			s.writeErr(w, err)
-			return
-		}
-		httpapi.WriteJSON(w, http.StatusCreated, st.Event)
+func (s *Service) restStart(w http.ResponseWriter, r *http.Request, cl *auth.Claims) {
+	var req protocol.StartOperation
+	if !httpapi.DecodeBody(w, r, &req) {
+		return
 	}
+	owner := cl.Subject
+	if req.Owner != "" && req.Owner != cl.Subject {
+		if !cl.IsAdmin() {
+			httpapi.WriteError(w, http.StatusForbidden, protocol.CodeForbidden, "only admins may start operations for another owner")
+			return
+		}
+		owner = req.Owner
+	}
+	st, err := s.Start(r.Context(), owner, req)
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusCreated, st.Event)
 }
 
-func (s *Service) restList(a *httpapi.Authenticator) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		cl := a.Claims(w, r)
-		if cl == nil {
-			return
-		}
-		q := r.URL.Query()
-		ops, err := s.List(r.Context(), cl, q.Get("agent_id"), q.Get("status"))
-		if err != nil {
-			s.writeErr(w, err)
-			return
-		}
-		httpapi.WriteJSON(w, http.StatusOK, ListResponse{Operations: ops})
+func (s *Service) restList(w http.ResponseWriter, r *http.Request, cl *auth.Claims) {
+	q := r.URL.Query()
+	ops, err := s.List(r.Context(), cl, q.Get("agent_id"), q.Get("status"))
+	if err != nil {
+		s.writeErr(w, err)
+		return
 	}
+	httpapi.WriteJSON(w, http.StatusOK, ListResponse{Operations: ops})
 }
 
-func (s *Service) restGet(a *httpapi.Authenticator) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		cl := a.Claims(w, r)
-		if cl == nil {
-			return
-		}
-		rec, err := s.Get(r.Context(), cl, r.PathValue("id"))
-		if err != nil {
-			s.writeErr(w, err)
-			return
-		}
-		httpapi.WriteJSON(w, http.StatusOK, rec)
+func (s *Service) restGet(w http.ResponseWriter, r *http.Request, cl *auth.Claims) {
+	rec, err := s.Get(r.Context(), cl, r.PathValue("id"))
+	if err != nil {
+		s.writeErr(w, err)
+		return
 	}
+	httpapi.WriteJSON(w, http.StatusOK, rec)
 }
 
-func (s *Service) restCancel(a *httpapi.Authenticator) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		cl := a.Claims(w, r)
-		if cl == nil {
-			return
-		}
-		id := r.PathValue("id")
-		if err := s.Cancel(r.Context(), cl, id); err != nil {
-			s.writeErr(w, err)
-			return
-		}
-		httpapi.WriteJSON(w, http.StatusAccepted, CancelResponse{OperationID: id, Status: "cancel_requested"})
+func (s *Service) restCancel(w http.ResponseWriter, r *http.Request, cl *auth.Claims) {
+	id := r.PathValue("id")
+	if err := s.Cancel(r.Context(), cl, id); err != nil {
+		s.writeErr(w, err)
+		return
 	}
+	httpapi.WriteJSON(w, http.StatusAccepted, CancelResponse{OperationID: id, Status: "cancel_requested"})
 }
 
 // restEvents streams an operation's events as Server-Sent Events, with the
 // same replay rules as subscribe_operation; Last-Event-ID (or ?after_seq=)
 // is the position to resume after. The response ends after the final event.
-func (s *Service) restEvents(a *httpapi.Authenticator) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		cl := a.Claims(w, r)
-		if cl == nil {
-			return
-		}
-		var after *uint64
-		pos := r.Header.Get("Last-Event-ID")
-		if pos == "" {
-			pos = r.URL.Query().Get("after_seq")
-		}
-		if pos = strings.TrimSpace(pos); pos != "" {
-			n, err := strconv.ParseUint(pos, 10, 64)
-			if err != nil {
-				httpapi.WriteError(w, http.StatusBadRequest, protocol.CodeBadRequest, "Last-Event-ID and after_seq must be an event seq")
-				return
-			}
-			after = &n
-		}
-		id := r.PathValue("id")
-		p, err := s.planFollow(r.Context(), cl, id, after)
+func (s *Service) restEvents(w http.ResponseWriter, r *http.Request, cl *auth.Claims) {
+	var after *uint64
+	pos := r.Header.Get("Last-Event-ID")
+	if pos == "" {
+		pos = r.URL.Query().Get("after_seq")
+	}
+	if pos = strings.TrimSpace(pos); pos != "" {
+		n, err := strconv.ParseUint(pos, 10, 64)
 		if err != nil {
-			s.writeErr(w, err)
+			httpapi.WriteError(w, http.StatusBadRequest, protocol.CodeBadRequest, "Last-Event-ID and after_seq must be an event seq")
 			return
 		}
-		rc := http.NewResponseController(w)
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.Header().Set("Cache-Control", "no-cache")
-		w.Header().Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
-		w.WriteHeader(http.StatusOK)
-		var wmu sync.Mutex // events and keep-alives
-		write := func(d delivery) error {
-			wmu.Lock()
-			defer wmu.Unlock()
-			if d.Seq > 0 {
-				if _, err := fmt.Fprintf(w, "id: %d\n", d.Seq); err != nil {
-					return err
-				}
-			}
-			if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", d.Type, d.Data); err != nil {
+		after = &n
+	}
+	id := r.PathValue("id")
+	p, err := s.planFollow(r.Context(), cl, id, after)
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	w.WriteHeader(http.StatusOK)
+	var wmu sync.Mutex // events and keep-alives
+	write := func(d delivery) error {
+		wmu.Lock()
+		defer wmu.Unlock()
+		if d.Seq > 0 {
+			if _, err := fmt.Fprintf(w, "id: %d\n", d.Seq); err != nil {
 				return err
 			}
-			return rc.Flush()
 		}
-		if !p.recovered {
-			b, _ := json.Marshal(protocol.OperationState{Type: protocol.TypeOperationState, Operation: p.state()})
-			if write(delivery{Type: protocol.TypeOperationState, Data: b}) != nil {
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", d.Type, d.Data); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	if !p.recovered {
+		b, _ := json.Marshal(protocol.OperationState{Type: protocol.TypeOperationState, Operation: p.state()})
+		if write(delivery{Type: protocol.TypeOperationState, Data: b}) != nil {
+			return
+		}
+	}
+	if p.final != nil {
+		_ = write(delivery{Seq: p.final.Seq, Type: p.final.Type, Data: p.final.Data})
+		return
+	}
+	if !p.follow {
+		return
+	}
+	// The request's context ends when the client goes; the service's
+	// when the node shuts down.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
+	if !s.addWatcher() {
+		return
+	}
+	defer s.doneWatcher()
+	// A comment now and then keeps proxies from closing a quiet stream.
+	keepAlive := time.NewTicker(sseKeepAlive)
+	defer keepAlive.Stop()
+	kaDone := make(chan struct{})
+	// w must not be written after the handler returns.
+	defer func() { cancel(); <-kaDone }()
+	go func() {
+		defer close(kaDone)
+		for {
+			select {
+			case <-ctx.Done():
 				return
-			}
-		}
-		if p.final != nil {
-			_ = write(delivery{Seq: p.final.Seq, Type: p.final.Type, Data: p.final.Data})
-			return
-		}
-		if !p.follow {
-			return
-		}
-		// The request's context ends when the client goes; the service's
-		// when the node shuts down.
-		ctx, cancel := context.WithCancel(r.Context())
-		defer cancel()
-		stop := context.AfterFunc(s.ctx, cancel)
-		defer stop()
-		if !s.addWatcher() {
-			return
-		}
-		defer s.doneWatcher()
-		// A comment now and then keeps proxies from closing a quiet stream.
-		keepAlive := time.NewTicker(sseKeepAlive)
-		defer keepAlive.Stop()
-		kaDone := make(chan struct{})
-		// w must not be written after the handler returns.
-		defer func() { cancel(); <-kaDone }()
-		go func() {
-			defer close(kaDone)
-			for {
-				select {
-				case <-ctx.Done():
+			case <-keepAlive.C:
+				wmu.Lock()
+				_, err := io.WriteString(w, ": keep-alive\n\n")
+				if err == nil {
+					err = rc.Flush()
+				}
+				wmu.Unlock()
+				if err != nil {
+					cancel()
 					return
-				case <-keepAlive.C:
-					wmu.Lock()
-					_, err := io.WriteString(w, ": keep-alive\n\n")
-					if err == nil {
-						err = rc.Flush()
-					}
-					wmu.Unlock()
-					if err != nil {
-						cancel()
-						return
-					}
 				}
 			}
-		}()
-		if _, err := s.pump(ctx, id, p, pumpOptions{send: write}); err != nil && ctx.Err() == nil {
-			s.log.Warn("operation events stream", "operation", id, "err", err)
 		}
+	}()
+	if _, err := s.pump(ctx, id, p, pumpOptions{send: write}); err != nil && ctx.Err() == nil {
+		s.log.Warn("operation events stream", "operation", id, "err", err)
 	}
 }

@@ -12,13 +12,15 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
-	"encoding/json"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"path"
 	"strings"
 	"time"
+
+	"github.com/tether-dev/tether/internal/httpapi"
 )
 
 //go:embed dist
@@ -30,6 +32,9 @@ type Options struct {
 	// from this machine. Nil (the default, and always outside --dev) means
 	// GET /api/dev/token does not exist.
 	DevToken func() (string, error)
+	// Logger receives what clients are not told, such as why the dev
+	// token could not be minted (nil: discarded).
+	Logger *slog.Logger
 	// FS replaces the embedded bundle (tests); it holds index.html at its
 	// root. Nil uses dist/console.
 	FS fs.FS
@@ -46,7 +51,7 @@ func Routes(mux *http.ServeMux, opts Options) {
 	mux.Handle("GET /assets/", h)
 	mux.Handle("GET /favicon.svg", h)
 	if opts.DevToken != nil {
-		mux.Handle("GET /api/dev/token", DevTokenHandler(opts.DevToken))
+		mux.Handle("GET /api/dev/token", DevTokenHandler(opts.DevToken, opts.Logger))
 	}
 }
 
@@ -201,22 +206,23 @@ func (h *Handler) notBuilt(w http.ResponseWriter, r *http.Request) {
 //   - a browser's Sec-Fetch-Site, when sent, is same-origin or none.
 //
 // Cross-origin pages cannot read the answer anyway: there is no CORS.
-func DevTokenHandler(mint func() (string, error)) http.Handler {
+//
+// A failure to mint is logged to log, and the client gets a fixed 500
+// internal_error.
+func DevTokenHandler(mint func() (string, error), log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		if !FromThisMachine(r) {
-			writeJSON(w, http.StatusForbidden, map[string]string{
-				"error": "forbidden", "message": "the dev token is only given to pages opened from this machine (http://localhost:<port>/)",
-			})
+			httpapi.WriteError(w, http.StatusForbidden, "forbidden", "the dev token is only given to pages opened from this machine (http://localhost:<port>/)")
 			return
 		}
 		tok, err := mint()
 		if err != nil {
-			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal_error", "message": err.Error()})
+			httpapi.InternalError(w, r, log, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"token": tok})
+		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"token": tok})
 	})
 }
 
@@ -248,10 +254,4 @@ func FromThisMachine(r *http.Request) bool {
 		return true
 	}
 	return false
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }

@@ -1,12 +1,16 @@
 package webui
 
 import (
+	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/tether-dev/tether/internal/httpapi"
 )
 
 func serve(t *testing.T, mux *http.ServeMux, method, target string, hdr map[string]string, remote string) *http.Response {
@@ -222,5 +226,22 @@ func TestDevToken(t *testing.T) {
 		if res.StatusCode != http.StatusForbidden || strings.Contains(b, "the.dev.token") {
 			t.Errorf("%s: %d %s, want 403 without the token", c.name, res.StatusCode, b)
 		}
+	}
+}
+
+// A dev token that cannot be minted gets a fixed 500; why goes to the log.
+func TestDevTokenMintFailure(t *testing.T) {
+	var logged strings.Builder
+	mux := http.NewServeMux()
+	Routes(mux, Options{FS: builtFS(), Logger: slog.New(slog.NewTextHandler(&logged, nil)), DevToken: func() (string, error) {
+		return "", errors.New("sign with /var/lib/tether/dev-secret: permission denied")
+	}})
+	res := serve(t, mux, "GET", "/api/dev/token", map[string]string{"Host": "localhost:8000"}, "127.0.0.1:40000")
+	b := body(t, res)
+	if want := `{"error":"internal_error","message":"` + httpapi.InternalErrorMessage + `"}` + "\n"; res.StatusCode != 500 || b != want {
+		t.Fatalf("mint failure: %d %q, want 500 %q", res.StatusCode, b, want)
+	}
+	if !strings.Contains(logged.String(), "permission denied") {
+		t.Fatalf("the cause was not logged: %q", logged.String())
 	}
 }
