@@ -82,16 +82,20 @@ type Event struct {
 	MessageID string
 	// ToolCallID is toolCallId.
 	ToolCallID string
-	// ParentMessageID is parentMessageId (TOOL_CALL_START, SUBAGENT_STARTED).
-	ParentMessageID string
+	// ParentMessageID is parentMessageId (TOOL_CALL_START, SUBAGENT_STARTED),
+	// HasParentMessage whether it is present.
+	ParentMessageID  string
+	HasParentMessage bool
 	// StepName is stepName (STEP_*).
 	StepName string
 	// Subagent is subagentRunId, Tagged whether the event carries one (the
 	// empty string is a legal id).
 	Subagent string
 	Tagged   bool
-	// ParentSubagent is parentSubagentRunId (SUBAGENT_STARTED).
-	ParentSubagent string
+	// ParentSubagent is parentSubagentRunId (SUBAGENT_STARTED),
+	// HasParentSubagent whether it is present.
+	ParentSubagent    string
+	HasParentSubagent bool
 	// Subtype is REASONING_ENCRYPTED_VALUE's subtype.
 	Subtype string
 	// Delta is the fragment of a *_CONTENT / TOOL_CALL_ARGS event.
@@ -107,10 +111,47 @@ type Event struct {
 	Patch Patch
 	// Replace is ACTIVITY_SNAPSHOT's replace; true when absent.
 	Replace bool
+	// Messages lists the messages of MESSAGES_SNAPSHOT, or of RUN_STARTED's
+	// input: what the verifier records owners from.
+	Messages []MessageRef
 
 	// plain: the event has no fields beyond type, its id, delta,
 	// subagentRunId and timestamp, so the Coalescer may merge it.
 	plain bool
+}
+
+// MessageRef is what lifecycle tracking reads of a message in a
+// MESSAGES_SNAPSHOT or a RUN_STARTED input.
+type MessageRef struct {
+	ID          string
+	Role        string
+	Subagent    string
+	Tagged      bool
+	ToolCallIDs []string
+}
+
+func messageRefs(v any) []MessageRef {
+	arr, _ := v.([]any)
+	refs := make([]MessageRef, 0, len(arr))
+	for _, e := range arr {
+		m, _ := e.(map[string]any)
+		id, ok := m["id"].(string)
+		if !ok {
+			continue
+		}
+		r := MessageRef{ID: id}
+		r.Role, _ = m["role"].(string)
+		r.Subagent, r.Tagged = m["subagentRunId"].(string)
+		tcs, _ := m["toolCalls"].([]any)
+		for _, tc := range tcs {
+			tm, _ := tc.(map[string]any)
+			if tid, ok := tm["id"].(string); ok {
+				r.ToolCallIDs = append(r.ToolCallIDs, tid)
+			}
+		}
+		refs = append(refs, r)
+	}
+	return refs
 }
 
 // MarshalJSON returns e.Raw.
@@ -365,9 +406,9 @@ func fromObject(obj map[string]any) (*Event, bool, error) {
 		ev.Subtype = str("subtype")
 	}
 	ev.ToolCallID = str("toolCallId")
-	ev.ParentMessageID = str("parentMessageId")
+	ev.ParentMessageID, ev.HasParentMessage = obj["parentMessageId"].(string)
 	ev.StepName = str("stepName")
-	ev.ParentSubagent = str("parentSubagentRunId")
+	ev.ParentSubagent, ev.HasParentSubagent = obj["parentSubagentRunId"].(string)
 	if s, ok := obj["subagentRunId"].(string); ok {
 		ev.Subagent, ev.Tagged = s, true
 	}
@@ -388,6 +429,12 @@ func fromObject(obj map[string]any) (*Event, bool, error) {
 	case ActivitySnapshot:
 		if b, ok := obj["replace"].(bool); ok {
 			ev.Replace = b
+		}
+	case MessagesSnapshot:
+		ev.Messages = messageRefs(obj["messages"])
+	case RunStarted:
+		if in, ok := obj["input"].(map[string]any); ok {
+			ev.Messages = messageRefs(in["messages"])
 		}
 	}
 	if t.IsDelta() {
