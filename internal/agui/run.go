@@ -83,7 +83,9 @@ func (r *Run) Finish() []*Event {
 // that point (Tracker.Open). None of them carries an SSE id. history is the
 // run's stored events up to and including the last one the client saw,
 // beginning with RUN_STARTED. With an empty history (or one not beginning
-// with RUN_STARTED) it returns nil: stream from the beginning instead.
+// with RUN_STARTED) it returns nil: stream from the beginning instead. When
+// the last event of history is the final RUN_FINISHED or RUN_ERROR, the
+// prefix ends with it again, since a stream must end with it.
 //
 // The snapshot makes the resumed stream self-sufficient: a client that
 // kept its state gets the same state again, and one that did not (a new
@@ -101,7 +103,11 @@ func ResumePrefix(history []*Event, cfg Config) []*Event {
 		r.Stored(ev)
 	}
 	out := []*Event{history[0], r.State.Snapshot()}
-	return append(out, r.Tracker.Open()...)
+	out = append(out, r.Tracker.Open()...)
+	if last := history[len(history)-1]; last.Type == RunFinished || last.Type == RunError {
+		out = append(out, last)
+	}
+	return out
 }
 
 // runInputState returns RUN_STARTED's input.state, or nil.

@@ -52,6 +52,11 @@ func TestResumePrefixState(t *testing.T) {
 	if got != want {
 		t.Fatalf("ResumePrefix =\n%s\nwant\n%s", got, want)
 	}
+	fin := mustParse(t, `{"type":"RUN_ERROR","message":"stopped","code":"cancelled"}`)
+	got = rawOf(ResumePrefix(append(history, fin), Config{}))
+	if want += string(fin.Raw) + "\n"; got != want {
+		t.Fatalf("ResumePrefix after the final event =\n%s\nwant\n%s", got, want)
+	}
 	if ResumePrefix(history[1:], Config{}) != nil || ResumePrefix(nil, Config{}) != nil {
 		t.Fatal("ResumePrefix without RUN_STARTED first is not nil")
 	}
