@@ -285,3 +285,17 @@ func TestHttpAgentAcceptsResumeMidMessage(t *testing.T) {
 		t.Errorf("state %s, want %s", a.State, want)
 	}
 }
+
+func TestHttpAgentAcceptsResumeAfterEnd(t *testing.T) {
+	dir := nodeClient(t)
+	srv := serveRun(t)
+	defer srv.Close()
+	n := len(storedRun(t, "thread-1", "run-1"))
+	a := runNode(t, dir, srv.URL, map[string]string{"Last-Event-ID": strconv.Itoa(n)})
+	if want := "[RUN_STARTED STATE_SNAPSHOT RUN_FINISHED]"; fmt.Sprint(a.Events) != want {
+		t.Fatalf("the client applied %v, want %s", a.Events, want)
+	}
+	if string(a.Messages) != "[]" || string(a.State) != `{"count":1,"todos":["write docs"]}` || string(a.Result) != `{"ok":true}` {
+		t.Fatalf("assembled %s %s %s", a.Messages, a.State, a.Result)
+	}
+}
