@@ -310,6 +310,14 @@ func Known(t Type) bool { _, ok := schema[t]; return ok }
 // refuse chunks or run lifecycle events (Tracker.Check does): Tether's own
 // events go through Parse too.
 func Parse(data []byte) (*Event, error) {
+	if ev := parseDelta(data); ev != nil {
+		return ev, nil
+	}
+	return parseGeneral(data)
+}
+
+// parseGeneral is Parse without the fast path.
+func parseGeneral(data []byte) (*Event, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var v any
@@ -341,6 +349,234 @@ func Parse(data []byte) (*Event, error) {
 	}
 	ev.Raw = raw
 	return ev, nil
+}
+
+// deltaWire is the shape of a plain delta event.
+type deltaWire struct {
+	Type          string      `json:"type"`
+	MessageID     string      `json:"messageId"`
+	ToolCallID    string      `json:"toolCallId"`
+	Delta         string      `json:"delta"`
+	SubagentRunID string      `json:"subagentRunId"`
+	Timestamp     json.Number `json:"timestamp"`
+}
+
+// Presence bits of deltaWire's fields.
+const (
+	hasType = 1 << iota
+	hasMessageID
+	hasToolCallID
+	hasDelta
+	hasSubagent
+	hasTimestamp
+)
+
+// parseDelta is Parse's fast path for the events that come by the
+// thousand: a TEXT_MESSAGE_CONTENT, TOOL_CALL_ARGS or
+// REASONING_MESSAGE_CONTENT holding only its own fields, none null. It
+// returns nil for anything else (another type, other fields, a null, an
+// error), which Parse then reads the general way, with the same result.
+func parseDelta(data []byte) *Event {
+	if !bytes.Contains(data, []byte(`_CONTENT"`)) && !bytes.Contains(data, []byte(`_ARGS"`)) {
+		return nil
+	}
+	var seen int
+	ws, ok := scanTop(data, func(key []byte, first byte) bool {
+		var bit int
+		switch string(key) {
+		case "type":
+			bit = hasType
+		case "messageId":
+			bit = hasMessageID
+		case "toolCallId":
+			bit = hasToolCallID
+		case "delta":
+			bit = hasDelta
+		case "subagentRunId":
+			bit = hasSubagent
+		case "timestamp":
+			if seen&hasTimestamp != 0 || (first != '-' && (first < '0' || first > '9')) {
+				return false
+			}
+			seen |= hasTimestamp
+			return true
+		default:
+			return false
+		}
+		if seen&bit != 0 || first != '"' {
+			return false
+		}
+		seen |= bit
+		return true
+	})
+	if !ok {
+		return nil
+	}
+	var w deltaWire
+	if err := json.Unmarshal(data, &w); err != nil {
+		return nil
+	}
+	t := Type(w.Type)
+	if !t.IsDelta() || seen&hasDelta == 0 {
+		return nil
+	}
+	ev := &Event{Type: t, Replace: true, Delta: w.Delta, plain: true}
+	if t == ToolCallArgs {
+		if seen&(hasToolCallID|hasMessageID) != hasToolCallID {
+			return nil
+		}
+		ev.ToolCallID = w.ToolCallID
+	} else {
+		if seen&(hasToolCallID|hasMessageID) != hasMessageID {
+			return nil
+		}
+		ev.MessageID = w.MessageID
+	}
+	if seen&hasSubagent != 0 {
+		ev.Subagent, ev.Tagged = w.SubagentRunID, true
+	}
+	if seen&hasTimestamp != 0 {
+		n, ok := toInt(w.Timestamp)
+		if !ok {
+			return nil
+		}
+		ev.Timestamp, ev.HasTimestamp = n, true
+	}
+	if ws {
+		var b bytes.Buffer
+		b.Grow(len(data))
+		if err := json.Compact(&b, data); err != nil {
+			return nil
+		}
+		ev.Raw = b.Bytes()
+	} else {
+		ev.Raw = bytes.Clone(data)
+	}
+	return ev
+}
+
+// scanTop walks the top-level members of the JSON object in data, calling
+// key for each with the member's name and the first byte of its value (a
+// false return stops the walk). It reports whether data holds whitespace
+// outside strings (so needs compacting), and false for anything it does
+// not walk to the end: not an object, an escaped name, a stop. It does not
+// validate values; json.Unmarshal does.
+func scanTop(data []byte, key func(name []byte, first byte) bool) (ws, ok bool) {
+	i := 0
+	skip := func() {
+		for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+			i++
+			ws = true
+		}
+	}
+	skip()
+	if i >= len(data) || data[i] != '{' {
+		return false, false
+	}
+	i++
+	for first := true; ; first = false {
+		skip()
+		if i >= len(data) {
+			return false, false
+		}
+		if data[i] == '}' && first {
+			i++
+			break
+		}
+		if data[i] != '"' {
+			return false, false
+		}
+		end := bytes.IndexByte(data[i+1:], '"')
+		if end < 0 {
+			return false, false
+		}
+		name := data[i+1 : i+1+end]
+		if bytes.IndexByte(name, '\\') >= 0 {
+			return false, false
+		}
+		i += end + 2
+		skip()
+		if i >= len(data) || data[i] != ':' {
+			return false, false
+		}
+		i++
+		skip()
+		if i >= len(data) || !key(name, data[i]) {
+			return false, false
+		}
+		var inner bool
+		if i, inner = skipValue(data, i); i < 0 {
+			return false, false
+		}
+		ws = ws || inner
+		skip()
+		if i >= len(data) {
+			return false, false
+		}
+		if data[i] == ',' {
+			i++
+			continue
+		}
+		if data[i] != '}' {
+			return false, false
+		}
+		i++
+		break
+	}
+	skip()
+	return ws, i == len(data)
+}
+
+// skipValue returns the index after the JSON value starting at data[i]
+// (-1 if it does not end), and whether it holds whitespace outside
+// strings.
+func skipValue(data []byte, i int) (int, bool) {
+	depth, ws := 0, false
+	for i < len(data) {
+		switch c := data[i]; c {
+		case '"':
+			i++
+			for i < len(data) && data[i] != '"' {
+				if data[i] == '\\' {
+					i++
+				}
+				i++
+			}
+			if i >= len(data) {
+				return -1, ws
+			}
+			i++
+		case '{', '[':
+			depth++
+			i++
+		case '}', ']':
+			if depth == 0 {
+				return i, ws
+			}
+			depth--
+			i++
+		case ',':
+			if depth == 0 {
+				return i, ws
+			}
+			i++
+		case ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return i, ws
+			}
+			ws = true
+			i++
+		default:
+			i++
+		}
+		if depth == 0 && i > 0 && (data[i-1] == '"' || data[i-1] == '}' || data[i-1] == ']') {
+			return i, ws
+		}
+	}
+	if depth == 0 {
+		return i, ws
+	}
+	return -1, ws
 }
 
 // FromObject builds an event from an object already decoded by the caller
