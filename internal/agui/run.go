@@ -21,6 +21,7 @@ type Config struct {
 //	out, err := run.Accept(ev, time.Now()) // err: tell the agent, store nothing
 //	for _, e := range out { seq := store(e); run.Stored(e) }
 //	// timer at run.Deadline(): store run.FlushDue(time.Now()) the same way
+//	// before any other event of the operation: store run.Flush()
 //	// at the end: store run.Finish(), then RUN_FINISHED or RUN_ERROR (Stored too)
 //
 // Call Stored for every event stored, in order, before the next Accept.
@@ -69,6 +70,11 @@ func (r *Run) Deadline() (time.Time, bool) { return r.Coalescer.Deadline() }
 
 // FlushDue returns the held delta when it is due.
 func (r *Run) FlushDue(now time.Time) []*Event { return r.Coalescer.FlushDue(now) }
+
+// Flush returns the held delta, due or not: store it before any event of
+// the operation that does not go through Accept (a progress or log line,
+// an input request, Tether's own), so that events keep their order.
+func (r *Run) Flush() []*Event { return r.Coalescer.Flush() }
 
 // Finish returns what to store before the final RUN_FINISHED or RUN_ERROR:
 // the held delta, then the events closing everything still open
