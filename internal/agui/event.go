@@ -615,6 +615,12 @@ func fromObject(obj map[string]any) (*Event, bool, error) {
 		return nil, false, errorf(CodeUnknownEventType, "%q is not an AG-UI 1.0 event type", truncate(ts))
 	}
 	removed := false
+	// The verifier refuses subagentRunId: null on every event type, those
+	// whose schema does not name it (MESSAGES_SNAPSHOT, RUN_*) included.
+	if v, ok := obj["subagentRunId"]; ok && v == nil {
+		delete(obj, "subagentRunId")
+		removed = true
+	}
 	for _, list := range [][]field{base, fields} {
 		for _, f := range list {
 			v, present := obj[f.name]

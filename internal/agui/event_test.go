@@ -85,6 +85,10 @@ func TestParseOptionalNullsRemoved(t *testing.T) {
 	if ev.Tagged {
 		t.Fatal("a null subagentRunId is absent")
 	}
+	ev, err = Parse([]byte(`{"type":"MESSAGES_SNAPSHOT","messages":[],"subagentRunId":null}`))
+	if err != nil || string(ev.Raw) != `{"messages":[],"type":"MESSAGES_SNAPSHOT"}` {
+		t.Fatalf("MESSAGES_SNAPSHOT with a null subagentRunId: %v, %v", ev, err)
+	}
 }
 
 func TestParseRefusals(t *testing.T) {
