@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -84,6 +85,49 @@ func TestTrackerMatchesVerifier(t *testing.T) {
 		}
 		if results[i].Bad != want {
 			t.Errorf("%s: the verifier refused event %d (%s), the Tracker %d", tc.name, results[i].Bad, results[i].Error, want)
+		}
+	}
+}
+
+// TestParseMatchesSchemas runs the events Parse accepts and refuses (as
+// invalid_event) through @ag-ui/client's enforcement stage, the
+// @ag-ui/core 1.0.0 zod schemas: they must agree.
+func TestParseMatchesSchemas(t *testing.T) {
+	dir := nodeClient(t)
+	var events []json.RawMessage
+	var valid []bool
+	for _, line := range validEvents {
+		events = append(events, json.RawMessage(line))
+		valid = append(valid, true)
+	}
+	for line, e := range invalidEvents {
+		if e.Code == CodeInvalidEvent && json.Valid([]byte(line)) && strings.HasPrefix(line, `{"type":"`) {
+			events = append(events, json.RawMessage(line))
+			valid = append(valid, false)
+		}
+	}
+	in, _ := json.Marshal(map[string]any{"enforce": events})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "verify-events.mjs")
+	cmd.Dir = dir
+	cmd.Stdin = bytes.NewReader(in)
+	cmd.Env = append(os.Environ(), "SUPPRESS_TRANSFORMATION_WARNINGS=1")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node verify-events.mjs: %v", err)
+	}
+	var results []*string
+	if err := json.Unmarshal(out, &results); err != nil || len(results) != len(events) {
+		t.Fatalf("results %s: %v", out, err)
+	}
+	for i, ev := range events {
+		if accepted := results[i] == nil; accepted != valid[i] {
+			reason := ""
+			if results[i] != nil {
+				reason = *results[i]
+			}
+			t.Errorf("%s: the schemas accept it: %v, Parse: %v %s", ev, accepted, valid[i], reason)
 		}
 	}
 }
