@@ -160,8 +160,16 @@ var agentScript = []string{
 // storedRun runs agentScript through a Run as Tether would and returns the
 // stored events, numbered from 1 (RUN_STARTED) in order.
 func storedRun(t *testing.T, threadID, runID string) []*Event {
+	return storeScript(t, threadID, runID, agentScript)
+}
+
+// storeScript runs an agent's lines through a Run, the agent printing a
+// line every 500 µs (2,000 a second) on a simulated clock, with the timer
+// flushing held deltas when due.
+func storeScript(t *testing.T, threadID, runID string, script []string) []*Event {
 	t.Helper()
-	run := NewRun(Config{Coalesce: CoalesceConfig{Interval: time.Hour}})
+	run := NewRun(Config{})
+	now := time.Unix(1e9, 0)
 	var stored []*Event
 	store := func(evs ...*Event) {
 		for _, ev := range evs {
@@ -174,13 +182,15 @@ func storedRun(t *testing.T, threadID, runID string) []*Event {
 		t.Fatal(err)
 	}
 	store(started)
-	for _, line := range agentScript {
+	for _, line := range script {
 		ev := mustParse(t, line)
-		out, err := run.Accept(ev, time.Now())
+		out, err := run.Accept(ev, now)
 		if err != nil {
 			t.Fatalf("Accept(%s): %v", line, err)
 		}
 		store(out...)
+		now = now.Add(500 * time.Microsecond)
+		store(run.FlushDue(now)...)
 	}
 	store(run.Finish()...)
 	fin, err := Make(RunFinished, KV{"threadId", threadID}, KV{"runId", runID}, KV{"result", map[string]any{"ok": true}})
@@ -191,10 +201,12 @@ func storedRun(t *testing.T, threadID, runID string) []*Event {
 	return stored
 }
 
-// serveRun answers an AG-UI POST with the stored run as SSE; with
-// Last-Event-ID: N it sends ResumePrefix of the first N events (no ids) and
-// then the events after N.
-func serveRun(t *testing.T) *httptest.Server {
+// serveRun answers an AG-UI POST with the stored run of agentScript as
+// SSE; with Last-Event-ID: N it sends ResumePrefix of the first N events
+// (no ids) and then the events after N.
+func serveRun(t *testing.T) *httptest.Server { return serveScript(t, agentScript) }
+
+func serveScript(t *testing.T, script []string) *httptest.Server {
 	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var input struct {
 			ThreadID string `json:"threadId"`
@@ -205,7 +217,7 @@ func serveRun(t *testing.T) *httptest.Server {
 			http.Error(w, "bad request", http.StatusBadRequest)
 			return
 		}
-		stored := storedRun(t, input.ThreadID, input.RunID)
+		stored := storeScript(t, input.ThreadID, input.RunID, script)
 		after := 0
 		if v := r.Header.Get("Last-Event-ID"); v != "" {
 			after, _ = strconv.Atoi(v)
@@ -341,5 +353,41 @@ func TestHttpAgentAcceptsResumeAfterEnd(t *testing.T) {
 	}
 	if string(a.Messages) != "[]" || string(a.State) != `{"count":1,"todos":["write docs"]}` || string(a.Result) != `{"ok":true}` {
 		t.Fatalf("assembled %s %s %s", a.Messages, a.State, a.Result)
+	}
+}
+
+// TestHttpAgentAssemblesCoalescedText streams 10,000 deltas of one message
+// at 2,000 a second through the Coalescer to the stock client, which must
+// assemble exactly the text the agent printed.
+func TestHttpAgentAssemblesCoalescedText(t *testing.T) {
+	dir := nodeClient(t)
+	script := []string{`{"type":"TEXT_MESSAGE_START","messageId":"m"}`}
+	var want strings.Builder
+	words := []string{"héllo ", "wörld", "\n", "日本", "\"q\"", "", "\\", "😀", "<&>", "\u2028", "\r\n"}
+	for i := 0; i < 10000; i++ {
+		w := words[i%len(words)] + strconv.Itoa(i)
+		want.WriteString(w)
+		d, _ := json.Marshal(w)
+		script = append(script, `{"type":"TEXT_MESSAGE_CONTENT","messageId":"m","delta":`+string(d)+`}`)
+	}
+	script = append(script, `{"type":"TEXT_MESSAGE_END","messageId":"m"}`)
+	srv := serveScript(t, script)
+	defer srv.Close()
+
+	stored := storeScript(t, "thread-1", "run-1", script)
+	// 5 s of deltas, flushed every 50 ms: about 100 content events.
+	if n := len(stored); n < 90 || n > 110 {
+		t.Fatalf("%d events stored for 10,000 deltas", n)
+	}
+	a := runNode(t, dir, srv.URL, nil)
+	var msgs []struct {
+		ID      string `json:"id"`
+		Content string `json:"content"`
+	}
+	if err := json.Unmarshal(a.Messages, &msgs); err != nil || len(msgs) != 1 || msgs[0].ID != "m" {
+		t.Fatalf("messages %s: %v", a.Messages, err)
+	}
+	if msgs[0].Content != want.String() {
+		t.Fatalf("the client assembled %d bytes, the agent printed %d", len(msgs[0].Content), want.Len())
 	}
 }
