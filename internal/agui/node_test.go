@@ -391,3 +391,70 @@ func TestHttpAgentAssemblesCoalescedText(t *testing.T) {
 		t.Fatalf("the client assembled %d bytes, the agent printed %d", len(msgs[0].Content), want.Len())
 	}
 }
+
+// TestResumeAnywhereMatchesVerifier: for every valid lifecycle case, stored
+// as Tether stores it (RUN_STARTED, the events, Close, RUN_FINISHED), a
+// stream resumed after any event (ResumePrefix, then the rest) is accepted
+// by @ag-ui/client's verifier.
+func TestResumeAnywhereMatchesVerifier(t *testing.T) {
+	dir := nodeClient(t)
+	var cases [][]json.RawMessage
+	var names []string
+	for _, tc := range lifecycleCases {
+		if tc.bad >= 0 {
+			continue
+		}
+		run := NewRun(Config{})
+		started, _ := Make(RunStarted, KV{"threadId", "th"}, KV{"runId", "r"})
+		stored := []*Event{started}
+		store := func(evs ...*Event) {
+			for _, ev := range evs {
+				stored = append(stored, ev)
+				run.Stored(ev)
+			}
+		}
+		run.Stored(started)
+		for _, ev := range parseAll(t, tc.events) {
+			out, err := run.Accept(ev, time.Now())
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			store(out...)
+		}
+		store(run.Finish()...)
+		fin, _ := Make(RunFinished, KV{"threadId", "th"}, KV{"runId", "r"})
+		store(fin)
+		for k := 1; k <= len(stored); k++ {
+			var seq []json.RawMessage
+			for _, ev := range append(ResumePrefix(stored[:k], Config{}), stored[k:]...) {
+				seq = append(seq, ev.Raw)
+			}
+			cases = append(cases, seq)
+			names = append(names, fmt.Sprintf("%s, resumed after event %d", tc.name, k))
+		}
+	}
+	in, _ := json.Marshal(cases)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "verify-events.mjs")
+	cmd.Dir = dir
+	cmd.Stdin = bytes.NewReader(in)
+	cmd.Env = append(os.Environ(), "SUPPRESS_TRANSFORMATION_WARNINGS=1")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node verify-events.mjs: %v", err)
+	}
+	var results []struct {
+		Bad   int    `json:"bad"`
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal(out, &results); err != nil || len(results) != len(cases) {
+		t.Fatalf("results %s: %v", out, err)
+	}
+	for i, r := range results {
+		if r.Bad >= 0 {
+			t.Errorf("%s: the verifier refused event %d: %s\n%s", names[i], r.Bad, r.Error, cases[i])
+		}
+	}
+	t.Logf("%d resumed streams accepted", len(cases))
+}
