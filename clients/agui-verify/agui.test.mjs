@@ -1,0 +1,25 @@
+// node --test: runs a stock HttpAgent (verifier on) against AGUI_URL and
+// writes what it assembled to AGUI_OUT as JSON. Skipped without AGUI_URL.
+//
+//   AGUI_URL      the AG-UI endpoint
+//   AGUI_HEADERS  JSON object of request headers (e.g. Last-Event-ID)
+//   AGUI_RUN_ID   the runId to send (default: a UUID)
+//   AGUI_STATE    JSON of the agent's initial state (default {})
+//   AGUI_OUT      file to write {messages, state, result, newMessages, events}
+//                 (default: stdout)
+import { test } from "node:test";
+import { writeFileSync } from "node:fs";
+import { runAgainst } from "./run-agent.mjs";
+
+const url = process.env.AGUI_URL;
+
+test("HttpAgent.runAgent with the verifier accepts the stream", { skip: !url && "AGUI_URL is not set" }, async () => {
+  const out = await runAgainst(url, {
+    headers: process.env.AGUI_HEADERS ? JSON.parse(process.env.AGUI_HEADERS) : {},
+    runId: process.env.AGUI_RUN_ID || undefined,
+    initialState: process.env.AGUI_STATE ? JSON.parse(process.env.AGUI_STATE) : undefined,
+  });
+  const json = JSON.stringify(out);
+  if (process.env.AGUI_OUT) writeFileSync(process.env.AGUI_OUT, json);
+  else console.log(json);
+});
