@@ -41,6 +41,15 @@ web/node_modules/.installed: web/package.json web/package-lock.json
 	cd web && $(NPM) ci --no-audit --no-fund
 	touch $@
 
+# Node clients some Go tests drive (the real @ag-ui/client, ...): the Go
+# tests skip them when their packages are missing, so make test installs
+# them first.
+TEST_CLIENTS := $(patsubst %/package.json,%/node_modules/.installed,$(wildcard clients/*/package.json))
+
+clients/%/node_modules/.installed: clients/%/package.json clients/%/package-lock.json
+	cd clients/$* && $(NPM) ci --no-audit --no-fund
+	touch $@
+
 $(BUNDLE): web/node_modules/.installed $(WEB_SOURCES)
 	cd web && $(NPM) run build
 
@@ -51,7 +60,7 @@ test:
 
 # -count=1: the README's test command runs the tests every time, never
 # answering from Go's test cache (GOTESTFLAGS may repeat it).
-test-go:
+test-go: $(TEST_CLIENTS)
 	$(GO) test -race -count=1 $(GOTESTFLAGS) ./...
 
 # Builds tether with the console and drives it in headless Chromium.
@@ -59,4 +68,4 @@ test-web: $(BUNDLE)
 	cd web && node --test --test-concurrency=1 --test-timeout=120000 e2e/
 
 clean:
-	rm -rf internal/webui/dist/console web/node_modules test-output tether
+	rm -rf internal/webui/dist/console web/node_modules clients/*/node_modules test-output tether
