@@ -138,7 +138,7 @@ func TestMakeTestGoBypassesTestCache(t *testing.T) {
 	} {
 		_ = os.Remove(argsFile)
 		var out testkit.SyncBuffer
-		p := startProc(t, makeCmd(t, &out, "-s", "test-go", "GO="+fakeGo, "GOTESTFLAGS="+tc.flags), killGroup)
+		p := startProc(t, makeCmd(t, &out, "-s", "test-go", "GO="+fakeGo, "GOTESTFLAGS="+tc.flags, "TEST_CLIENTS="), killGroup)
 		if err := p.wait(t, testkit.Timeout); err != nil {
 			t.Fatalf("make test-go: %v\n%s", err, out.String())
 		}
