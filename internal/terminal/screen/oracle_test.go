@@ -1,0 +1,215 @@
+package screen
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// oracleCase is one comparison the xterm.js oracle (oracle/oracle.js) runs:
+// the stream and the model's snapshot after it, fed to two fresh terminals.
+type oracleCase struct {
+	Name       string `json:"name"`
+	Cols       int    `json:"cols"`
+	Rows       int    `json:"rows"`
+	Scrollback int    `json:"scrollback"`
+	Stream     string `json:"stream_b64"`
+	Snapshot   string `json:"snapshot_b64"`
+}
+
+type oracleResult struct {
+	Name  string   `json:"name"`
+	OK    bool     `json:"ok"`
+	Diffs []string `json:"diffs"`
+}
+
+func newCase(name string, cols, rows, scrollback int, stream []byte) oracleCase {
+	m := New(cols, rows, scrollback)
+	m.Write(stream)
+	return oracleCase{
+		Name: name, Cols: cols, Rows: rows, Scrollback: scrollback,
+		Stream:   base64.StdEncoding.EncodeToString(stream),
+		Snapshot: base64.StdEncoding.EncodeToString(m.Snapshot(nil)),
+	}
+}
+
+// runOracle runs the oracle over cases, or skips the test when node or the
+// oracle's node_modules (npm ci in internal/terminal/screen/oracle) is
+// missing.
+func runOracle(t *testing.T, cases []oracleCase) []oracleResult {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node not found: the xterm.js oracle needs Node.js")
+	}
+	if _, err := os.Stat(filepath.Join("oracle", "node_modules", "@xterm", "headless")); err != nil {
+		t.Skip("oracle/node_modules missing: run `npm ci` in internal/terminal/screen/oracle")
+	}
+	in, err := json.Marshal(cases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "oracle.js")
+	cmd.Dir = "oracle"
+	cmd.Stdin = bytes.NewReader(in)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("oracle: %v\n%s", err, stderr.String())
+	}
+	var res []oracleResult
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var r oracleResult
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("oracle output %q: %v", sc.Text(), err)
+		}
+		res = append(res, r)
+	}
+	if len(res) != len(cases) {
+		t.Fatalf("oracle answered %d of %d cases\n%s", len(res), len(cases), stderr.String())
+	}
+	return res
+}
+
+func checkOracle(t *testing.T, cases []oracleCase) {
+	t.Helper()
+	res := runOracle(t, cases)
+	failed := 0
+	for _, r := range res {
+		if r.OK {
+			continue
+		}
+		failed++
+		if failed <= 15 {
+			t.Errorf("%s: snapshot differs from stream:\n  %s", r.Name, strings.Join(r.Diffs, "\n  "))
+		}
+	}
+	t.Logf("oracle: %d of %d cases match", len(res)-failed, len(res))
+}
+
+// TestOracleGenerated compares, on random streams of the sequences real
+// programs use, what xterm.js shows after the stream with what it shows after
+// the model's snapshot.
+func TestOracleGenerated(t *testing.T) {
+	var cases []oracleCase
+	for seed := uint64(1); seed <= 300; seed++ {
+		r := rand.New(rand.NewPCG(seed, 7))
+		cols := 10 + r.IntN(30)
+		rows := 2 + r.IntN(10)
+		sb := []int{0, 5, 50}[r.IntN(3)]
+		stream := genStream(r, 50+r.IntN(400))
+		cases = append(cases, newCase(fmt.Sprintf("gen-%d(%dx%d sb%d)", seed, cols, rows, sb), cols, rows, sb, stream))
+	}
+	checkOracle(t, cases)
+}
+
+// TestOracleCorpus does the same for the recorded programs in testdata, cut
+// at several points.
+func TestOracleCorpus(t *testing.T) {
+	var cases []oracleCase
+	for _, rec := range loadCorpus(t) {
+		n := len(rec.data)
+		for _, cut := range []int{n / 5, n / 3, n / 2, 2 * n / 3, 4 * n / 5, n} {
+			cases = append(cases, newCase(fmt.Sprintf("%s@%d", rec.name, cut), rec.cols, rec.rows, 1000, rec.data[:cut]))
+		}
+	}
+	if len(cases) == 0 {
+		t.Skip("no recordings in testdata")
+	}
+	checkOracle(t, cases)
+}
+
+// genStream returns n random pieces of terminal output.
+func genStream(r *rand.Rand, n int) []byte {
+	var b []byte
+	texts := []string{"hello", "a", "wide 漢字か", "e\u0301", "😀", "x\u0308\u0301", "tab\tstop", "ŝ", "\u200b", " ", "END"}
+	csis := []string{"A", "B", "C", "D", "E", "F", "G", "H", "J", "K", "L", "M", "P", "S", "T", "X", "@", "b", "d", "e", "f", "g", "I", "Z", "`", "a", "s", "u", " q", "!p"}
+	for i := 0; i < n; i++ {
+		switch k := r.IntN(24); {
+		case k < 6:
+			b = append(b, texts[r.IntN(len(texts))]...)
+		case k < 8:
+			for j := r.IntN(60); j > 0; j-- {
+				b = append(b, byte('a'+r.IntN(26)))
+			}
+		case k < 9:
+			b = append(b, "\r\n"[r.IntN(2)])
+		case k < 10:
+			b = append(b, []byte{'\b', '\t', '\v', '\f', 0x0e, 0x0f, '\a', '\r', '\n'}[r.IntN(9)])
+		case k < 13:
+			b = append(b, "\x1b["...)
+			np := r.IntN(3)
+			for j := 0; j < np; j++ {
+				if j > 0 {
+					b = append(b, ';')
+				}
+				b = fmt.Appendf(b, "%d", r.IntN(12))
+			}
+			b = append(b, csis[r.IntN(len(csis))]...)
+		case k < 16:
+			b = append(b, genSGR(r)...)
+		case k < 18:
+			modes := []int{1, 6, 7, 25, 45, 47, 66, 1000, 1002, 1003, 1004, 1006, 1047, 1048, 1049, 2004, 9, 1016, 2026}
+			hl := "hl"[r.IntN(2)]
+			b = fmt.Appendf(b, "\x1b[?%d%c", modes[r.IntN(len(modes))], hl)
+		case k < 19:
+			b = fmt.Appendf(b, "\x1b[%d;%dr", r.IntN(8), r.IntN(12))
+		case k < 20:
+			escs := []string{"7", "8", "D", "E", "H", "M", "=", ">", "(0", "(B", ")0", "*A", "+0", "n", "o", "~", "#8", "%G"}
+			if r.IntN(40) == 0 {
+				escs = append(escs, "c")
+			}
+			b = append(b, 0x1b)
+			b = append(b, escs[r.IntN(len(escs))]...)
+		case k < 21:
+			b = fmt.Appendf(b, "\x1b[%d;%dH", r.IntN(14), r.IntN(44))
+		case k < 22:
+			b = append(b, []string{"\x1b]0;title\a", "\x1b]2;tï\x1b\\", "\x1bPqdata\x1b\\", "\x1b_apc\x1b\\", "\x1b[4h", "\x1b[4l"}[r.IntN(6)]...)
+		case k < 23:
+			b = fmt.Appendf(b, "\x1b[%dX", r.IntN(5))
+		default:
+			// Occasionally a raw random byte.
+			b = append(b, byte(r.IntN(256)))
+		}
+	}
+	return b
+}
+
+func genSGR(r *rand.Rand) []byte {
+	b := []byte("\x1b[")
+	np := 1 + r.IntN(3)
+	for j := 0; j < np; j++ {
+		if j > 0 {
+			b = append(b, ';')
+		}
+		switch r.IntN(8) {
+		case 0:
+			b = fmt.Appendf(b, "38;5;%d", r.IntN(256))
+		case 1:
+			b = fmt.Appendf(b, "48;2;%d;%d;%d", r.IntN(256), r.IntN(256), r.IntN(256))
+		case 2:
+			b = fmt.Appendf(b, "38:2::%d:%d:%d", r.IntN(256), r.IntN(256), r.IntN(256))
+		case 3:
+			b = fmt.Appendf(b, "4:%d", r.IntN(6))
+		default:
+			opts := []int{0, 1, 2, 3, 4, 5, 7, 8, 9, 21, 22, 23, 24, 25, 27, 28, 29, 31, 32, 39, 41, 44, 49, 53, 55, 91, 102}
+			b = fmt.Appendf(b, "%d", opts[r.IntN(len(opts))])
+		}
+	}
+	return append(b, 'm')
+}

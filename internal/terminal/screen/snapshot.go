@@ -1,0 +1,425 @@
+package screen
+
+import "strconv"
+
+// Snapshot appends to dst escape sequences that take a terminal of the same
+// size, in any state, to the model's state: RIS, the title, the normal
+// screen's scrollback and lines, the alternate screen when it is active, and
+// then tab stops, saved cursors, scroll regions, modes, character sets,
+// attributes and the cursor. Fed to xterm.js, it shows what xterm.js shows
+// after the whole stream the model was fed (see the package doc for the few
+// exceptions).
+func (m *Model) Snapshot(dst []byte) []byte {
+	s := serializer{m: m, dst: dst}
+	s.dst = append(s.dst, "\x1bc"...)
+	if m.titleSet {
+		s.dst = append(s.dst, "\x1b]2;"...)
+		s.dst = append(s.dst, m.title...)
+		s.dst = append(s.dst, '\a')
+	}
+	s.emitBuffer(m.normal)
+	if m.active == m.alt {
+		s.bufferState(m.normal)
+		s.sgr(0, 0, true)
+		s.dst = append(s.dst, "\x1b[?47h\x1b[H"...)
+		s.x = 0
+		s.emitBuffer(m.alt)
+	}
+	b := m.active
+	s.bufferState(b)
+	if m.origin {
+		s.dst = append(s.dst, "\x1b[?6h"...)
+	}
+	s.cursor(b)
+	s.sgr(m.fg, m.bg, false)
+	s.charsets(m.g, m.glevel)
+	s.modes()
+	return s.dst
+}
+
+type serializer struct {
+	m      *Model
+	dst    []byte
+	fg, bg uint32 // attributes in force on the terminal
+	x      int    // the terminal's cursor column while emitting lines
+}
+
+func (s *serializer) csi(n int, final byte) {
+	s.dst = append(s.dst, "\x1b["...)
+	s.dst = strconv.AppendInt(s.dst, int64(n), 10)
+	s.dst = append(s.dst, final)
+}
+
+func (s *serializer) cha(x int) {
+	if s.x != x {
+		s.csi(x+1, 'G')
+		s.x = x
+	}
+}
+
+// emitBuffer writes all lines of b (scrollback first) from the top left of a
+// blank screen, so that the terminal ends with the same lines in the same
+// places, wrap flags included.
+func (s *serializer) emitBuffer(b *buffer) {
+	cols, rows := b.cols, b.rows
+	s.x = 0
+	var prev []cell
+	for i := 0; i < b.count; i++ {
+		l := b.line(i)
+		fill := uint32(0)
+		start := 0
+		if i > 0 {
+			if b.wrapped[b.slot(i)] {
+				var wrapBg uint32
+				start, wrapBg = s.wrapInto(prev, l, rows)
+				if i >= rows { // the wrap scrolled in a line filled with wrapBg
+					fill = wrapBg
+				}
+			} else {
+				if s.bg&colorBits != 0 {
+					s.sgr(s.fg, 0, false)
+				}
+				s.dst = append(s.dst, "\r\n"...)
+				s.x = 0
+			}
+		}
+		s.emitCells(l, start, fill, cols)
+		prev = l
+	}
+}
+
+// wrapInto gets the terminal from the end of line prev onto the next line by
+// printing the first cell of l (or a placeholder) at the last column so that
+// xterm.js marks the new line as wrapped. It returns the first cell of l
+// still to emit and the background colour in force when the wrap happened.
+func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
+	cols := len(l)
+	last := prev[cols-1]
+	first := l[0]
+	printable := first.hasContent() && first.width() > 0
+	if !last.hasContent() && last.width() == 1 && printable && first.width() == 2 &&
+		last.fg == first.fg && last.bg == first.bg {
+		// A wide character that did not fit: printing it at the last column
+		// wraps and blanks that column with its attributes, as it did.
+		s.cha(cols - 1)
+		s.printCell(first)
+		s.x = 2
+		return 2, s.bg & colorBits
+	}
+	placeholderPrev := false
+	if s.x < cols {
+		// The terminal is not in the pending-wrap state: reprint the last
+		// glyph of prev, or a placeholder to erase afterwards.
+		switch {
+		case last.hasContent() && last.width() == 1:
+			s.cha(cols - 1)
+			s.printCell(last)
+		case last.width() == 0 && cols >= 2 && prev[cols-2].width() == 2:
+			s.cha(cols - 2)
+			s.printCell(prev[cols-2])
+		default:
+			s.cha(cols - 1)
+			s.sgr(0, last.bg&colorBits, false)
+			s.dst = append(s.dst, ' ')
+			placeholderPrev = true
+		}
+		s.x = cols
+	}
+	start := 0
+	placeholderFirst := false
+	var wrapBg uint32
+	if printable {
+		s.printCell(first)
+		start = max(first.width(), 1)
+	} else {
+		s.sgr(0, first.bg&colorBits, false)
+		s.dst = append(s.dst, ' ')
+		placeholderFirst = true
+		start = 1
+	}
+	wrapBg = s.bg & colorBits
+	s.x = start
+	if placeholderPrev && rows >= 2 {
+		s.dst = append(s.dst, "\x1b[A"...)
+		s.x = -1
+		s.cha(cols - 1)
+		s.sgr(0, last.bg&colorBits, false)
+		s.dst = append(s.dst, "\x1b[X\x1b[B"...)
+	}
+	if placeholderFirst {
+		s.x = -1
+		s.cha(0)
+		s.sgr(0, first.bg&colorBits, false)
+		s.dst = append(s.dst, "\x1b[X"...)
+		start = 1
+	}
+	return start, wrapBg
+}
+
+// emitCells writes cells [start, cols) of a line on which every cell is
+// blank with background fill.
+func (s *serializer) emitCells(l []cell, start int, fill uint32, cols int) {
+	for c := start; c < cols; {
+		cl := l[c]
+		if !cl.hasContent() {
+			if cl.width() == 0 { // orphaned second half: left blank
+				c++
+				continue
+			}
+			bg := cl.bg & colorBits
+			if bg == fill {
+				c++
+				continue
+			}
+			n := 1
+			for c+n < cols && !l[c+n].hasContent() && l[c+n].width() == 1 && l[c+n].bg&colorBits == bg {
+				n++
+			}
+			s.cha(c)
+			s.sgr(0, bg, false)
+			if n == 1 {
+				s.dst = append(s.dst, "\x1b[X"...)
+			} else {
+				s.csi(n, 'X')
+			}
+			c += n
+			continue
+		}
+		s.cha(c)
+		if cl.width() == 0 {
+			// A zero-width character alone in its cell: make sure it does
+			// not join the previous one (any CSI resets joining).
+			s.sgr(cl.fg, cl.bg, true)
+		}
+		s.printCell(cl)
+		w := cl.width()
+		if w == 0 {
+			w = 1
+		}
+		s.x = c + w
+		c += w
+	}
+}
+
+func (s *serializer) printCell(cl cell) {
+	s.sgr(cl.fg, cl.bg, false)
+	s.dst = s.m.cellString(s.dst, cl)
+}
+
+// sgr brings the terminal's attributes to fg, bg.
+func (s *serializer) sgr(fg, bg uint32, force bool) {
+	if !force && fg == s.fg && bg == s.bg {
+		return
+	}
+	s.fg, s.bg = fg, bg
+	d := append(s.dst, "\x1b[0"...)
+	if fg&fgBold != 0 {
+		d = append(d, ";1"...)
+	}
+	if bg&bgDim != 0 {
+		d = append(d, ";2"...)
+	}
+	if bg&bgItalic != 0 {
+		d = append(d, ";3"...)
+	}
+	if fg&fgUnderline != 0 {
+		if st := ulStyle(bg); st > 1 {
+			d = append(d, ";4:"...)
+			d = strconv.AppendUint(d, uint64(st), 10)
+		} else {
+			d = append(d, ";4"...)
+		}
+	}
+	if fg&fgBlink != 0 {
+		d = append(d, ";5"...)
+	}
+	if fg&fgInverse != 0 {
+		d = append(d, ";7"...)
+	}
+	if fg&fgInvisible != 0 {
+		d = append(d, ";8"...)
+	}
+	if fg&fgStrikethrough != 0 {
+		d = append(d, ";9"...)
+	}
+	if bg&bgOverline != 0 {
+		d = append(d, ";53"...)
+	}
+	d = appendColor(d, fg, 30, 90, 38)
+	d = appendColor(d, bg, 40, 100, 48)
+	s.dst = append(d, 'm')
+}
+
+func appendColor(d []byte, v uint32, base, bright, ext int) []byte {
+	switch v & cmMask {
+	case cmP16:
+		i := int(v & 0xFF)
+		d = append(d, ';')
+		if i < 8 {
+			d = strconv.AppendInt(d, int64(base+i), 10)
+		} else {
+			d = strconv.AppendInt(d, int64(bright+i-8), 10)
+		}
+	case cmP256:
+		d = append(d, ';')
+		d = strconv.AppendInt(d, int64(ext), 10)
+		d = append(d, ";5;"...)
+		d = strconv.AppendUint(d, uint64(v&0xFF), 10)
+	case cmRGB:
+		d = append(d, ';')
+		d = strconv.AppendInt(d, int64(ext), 10)
+		d = append(d, ";2;"...)
+		d = strconv.AppendUint(d, uint64(v>>16&0xFF), 10)
+		d = append(d, ';')
+		d = strconv.AppendUint(d, uint64(v>>8&0xFF), 10)
+		d = append(d, ';')
+		d = strconv.AppendUint(d, uint64(v&0xFF), 10)
+	}
+	return d
+}
+
+// bufferState restores b's tab stops, saved cursor and scroll region.
+func (s *serializer) bufferState(b *buffer) {
+	def := true
+	for i, t := range b.tabs {
+		if t != (i%8 == 0) {
+			def = false
+			break
+		}
+	}
+	if !def {
+		s.dst = append(s.dst, "\x1b[3g"...)
+		for i, t := range b.tabs {
+			if t {
+				s.x = -1
+				s.cha(i)
+				s.dst = append(s.dst, "\x1bH"...)
+			}
+		}
+	}
+	y := min(max(b.savedY-b.ybase(), 0), b.rows-1)
+	x := min(b.savedX, b.cols-1)
+	if x != 0 || y != 0 || b.savedFg != 0 || b.savedBg != 0 || b.savedCharset != 0 {
+		s.dst = append(s.dst, "\x1b["...)
+		s.dst = strconv.AppendInt(s.dst, int64(y+1), 10)
+		s.dst = append(s.dst, ';')
+		s.dst = strconv.AppendInt(s.dst, int64(x+1), 10)
+		s.dst = append(s.dst, 'H')
+		s.sgr(b.savedFg, b.savedBg, false)
+		if b.savedCharset != 0 {
+			s.dst = append(s.dst, "\x1b("...)
+			s.dst = append(s.dst, b.savedCharset)
+		}
+		s.dst = append(s.dst, "\x1b7"...)
+		if b.savedCharset != 0 {
+			s.dst = append(s.dst, "\x1b(B"...)
+		}
+	}
+	if b.scrollTop != 0 || b.scrollBottom != b.rows-1 {
+		s.dst = append(s.dst, "\x1b["...)
+		s.dst = strconv.AppendInt(s.dst, int64(b.scrollTop+1), 10)
+		s.dst = append(s.dst, ';')
+		s.dst = strconv.AppendInt(s.dst, int64(b.scrollBottom+1), 10)
+		s.dst = append(s.dst, 'r')
+	}
+}
+
+// cursor places the cursor, reproducing the pending-wrap state (x == cols)
+// by reprinting the glyph that ends the row.
+func (s *serializer) cursor(b *buffer) {
+	y := b.y
+	if s.m.origin {
+		y -= b.scrollTop
+	}
+	x := b.x
+	row := b.row(min(b.y, b.rows-1))
+	pending := false
+	if x >= b.cols {
+		x = b.cols - 1
+		if c := row[b.cols-1]; c.hasContent() && c.width() == 1 {
+			pending = true
+		} else if c.width() == 0 && b.cols >= 2 && row[b.cols-2].width() == 2 {
+			x = b.cols - 2
+			pending = true
+		}
+	}
+	s.dst = append(s.dst, "\x1b["...)
+	s.dst = strconv.AppendInt(s.dst, int64(y+1), 10)
+	s.dst = append(s.dst, ';')
+	s.dst = strconv.AppendInt(s.dst, int64(x+1), 10)
+	s.dst = append(s.dst, 'H')
+	if pending {
+		s.printCell(row[x])
+	}
+}
+
+func (s *serializer) charsets(g [4]byte, level uint8) {
+	for i, cs := range g {
+		if cs == 0 {
+			continue
+		}
+		s.dst = append(s.dst, 0x1b, "()*+"[i], cs)
+	}
+	switch level {
+	case 1:
+		s.dst = append(s.dst, 0x0e)
+	case 2:
+		s.dst = append(s.dst, "\x1bn"...)
+	case 3:
+		s.dst = append(s.dst, "\x1bo"...)
+	}
+}
+
+func (s *serializer) modes() {
+	m := s.m
+	d := s.dst
+	flag := func(on bool, seq string) {
+		if on {
+			d = append(d, seq...)
+		}
+	}
+	flag(m.appCursor, "\x1b[?1h")
+	flag(m.appKeypad, "\x1b[?66h")
+	flag(m.bracketed, "\x1b[?2004h")
+	flag(!m.wrap, "\x1b[?7l")
+	flag(m.reverseWrap, "\x1b[?45h")
+	switch m.mouseProto {
+	case mouseX10:
+		d = append(d, "\x1b[?9h"...)
+	case mouseVT200:
+		d = append(d, "\x1b[?1000h"...)
+	case mouseDrag:
+		d = append(d, "\x1b[?1002h"...)
+	case mouseAny:
+		d = append(d, "\x1b[?1003h"...)
+	}
+	switch m.mouseEnc {
+	case encSGR:
+		d = append(d, "\x1b[?1006h"...)
+	case encSGRPixels:
+		d = append(d, "\x1b[?1016h"...)
+	}
+	flag(m.sendFocus, "\x1b[?1004h")
+	flag(m.insert, "\x1b[4h")
+	flag(m.convertEol, "\x1b[20h")
+	flag(m.syncOutput, "\x1b[?2026h")
+	if m.cursorStyle != 0 || m.cursorBlink != 0 {
+		// DECSCUSR 1-6; 7 and 8 set only blinking (xterm.js keeps the shape).
+		n := 2*int(m.cursorStyle) - 1
+		if m.cursorStyle == 0 {
+			n = 7
+		}
+		if m.cursorBlink == 1 {
+			n++
+		}
+		d = append(d, "\x1b["...)
+		d = strconv.AppendInt(d, int64(n), 10)
+		d = append(d, " q"...)
+	}
+	if m.cursorHidden {
+		d = append(d, "\x1b[?25l"...)
+	} else {
+		d = append(d, "\x1b[?25h"...)
+	}
+	s.dst = d
+}
