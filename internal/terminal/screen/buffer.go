@@ -20,11 +20,11 @@ const (
 // colours and flags. The underline style, which xterm.js keeps in a separate
 // object, lives in the bg bits xterm.js uses for its bookkeeping (28, 29, 31).
 const (
-	cmMask   = 0x3000000
-	cmP16    = 0x1000000
-	cmP256   = 0x2000000
-	cmRGB    = 0x3000000
-	rgbMask  = 0xFFFFFF
+	cmMask    = 0x3000000
+	cmP16     = 0x1000000
+	cmP256    = 0x2000000
+	cmRGB     = 0x3000000
+	rgbMask   = 0xFFFFFF
 	colorBits = cmMask | rgbMask
 
 	fgInverse       = 0x4000000
@@ -68,13 +68,13 @@ type buffer struct {
 	start      int
 	count      int // logical lines in use, >= rows; ybase = count - rows
 
-	x, y                     int // cursor; x may equal cols (pending wrap)
-	scrollTop, scrollBottom  int
-	savedX, savedY           int // savedY is absolute (ybase + y)
-	savedFg, savedBg         uint32
-	savedCharset             byte
-	tabs                     []bool
-	empty                    bool // alternate screen not in use (xterm.js clears its lines)
+	x, y                    int // cursor; x may equal cols (pending wrap)
+	scrollTop, scrollBottom int
+	savedX, savedY          int // savedY is absolute (ybase + y)
+	savedFg, savedBg        uint32
+	savedCharset            byte
+	tabs                    []bool
+	empty                   bool // alternate screen not in use (xterm.js clears its lines)
 }
 
 func newBuffer(cols, rows, scrollback int) *buffer {

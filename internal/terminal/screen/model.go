@@ -77,7 +77,7 @@ type Model struct {
 	digitSub bool
 	rejectD  bool
 	rejectS  bool
-	oscID    int  // -1: none yet
+	oscID    int // -1: none yet
 	oscState uint8
 	oscBuf   []byte // bounded by MaxTitle
 	oscOver  bool
@@ -87,21 +87,21 @@ type Model struct {
 	fg, bg uint32
 
 	// Modes.
-	insert        bool
-	appCursor     bool
-	appKeypad     bool
-	bracketed     bool
-	origin        bool
-	wrap          bool
-	reverseWrap   bool
-	sendFocus     bool
-	syncOutput    bool
-	cursorHidden  bool
-	mouseProto    uint8
-	mouseEnc      uint8
-	cursorStyle   uint8 // 0 unset, 1 block, 2 underline, 3 bar
-	cursorBlink   uint8 // 0 unset, 1 steady, 2 blinking
-	convertEol    bool
+	insert       bool
+	appCursor    bool
+	appKeypad    bool
+	bracketed    bool
+	origin       bool
+	wrap         bool
+	reverseWrap  bool
+	sendFocus    bool
+	syncOutput   bool
+	cursorHidden bool
+	mouseProto   uint8
+	mouseEnc     uint8
+	cursorStyle  uint8 // 0 unset, 1 block, 2 underline, 3 bar
+	cursorBlink  uint8 // 0 unset, 1 steady, 2 blinking
+	convertEol   bool
 
 	// Character sets: designation final bytes (0 is the default US set).
 	g       [4]byte

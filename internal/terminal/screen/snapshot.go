@@ -68,7 +68,14 @@ func (s *serializer) emitBuffer(b *buffer) {
 		l := b.line(i)
 		fill := uint32(0)
 		start := 0
-		if i > 0 {
+		if i == 0 && b.wrapped[b.slot(0)] && rows >= 2 {
+			// Only a wrap marks a line wrapped, so wrap into row 1 from a
+			// dummy row 0 and delete that row.
+			start, _ = s.wrapInto(blankLine(cols), l, rows)
+			s.sgr(s.fg, 0, false)
+			s.dst = append(s.dst, "\x1b[H\x1b[M"...)
+			s.x = 0
+		} else if i > 0 {
 			if b.wrapped[b.slot(i)] {
 				var wrapBg uint32
 				start, wrapBg = s.wrapInto(prev, l, rows)
@@ -152,6 +159,9 @@ func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
 		s.sgr(0, first.bg&colorBits, false)
 		s.dst = append(s.dst, "\x1b[X"...)
 		start = 1
+		if first.hasContent() { // a zero-width character: emitted by emitCells
+			start = 0
+		}
 	}
 	return start, wrapBg
 }
@@ -164,6 +174,10 @@ func (s *serializer) emitCells(l []cell, start int, fill uint32, cols int) {
 		if !cl.hasContent() {
 			if cl.width() == 0 { // orphaned second half: left blank
 				c++
+				continue
+			}
+			if cl.fg != 0 || cl.bg&^colorBits != 0 {
+				c = s.attrBlank(l, c, fill)
 				continue
 			}
 			bg := cl.bg & colorBits
@@ -422,4 +436,73 @@ func (s *serializer) modes() {
 		d = append(d, "\x1b[?25h"...)
 	}
 	s.dst = d
+}
+
+func blankLine(cols int) []cell {
+	l := make([]cell, cols)
+	for i := range l {
+		l[i].c = nullContent
+	}
+	return l
+}
+
+// attrBlank writes cell c of l, a blank cell with attributes beyond a
+// background colour, which xterm.js makes when it repairs a wide character
+// another one overwrote half of. It uses the same repairs: a wide character
+// whose right half is printed over becomes a blank with the attributes of
+// that print. It returns the next cell to emit.
+func (s *serializer) attrBlank(l []cell, c int, fill uint32) int {
+	cols := len(l)
+	cl := l[c]
+	if c+1 < cols {
+		s.cha(c)
+		s.dst = append(s.dst, "\u4e00"...) // a wide character over c, c+1
+		s.x = -1
+		s.cha(c + 1)
+		s.sgr(cl.fg, cl.bg, false)
+		s.dst = append(s.dst, 'X') // blanks c with cl's attributes
+		s.x = c + 2
+		// Cell c+1 now holds the X: emit it explicitly.
+		n := l[c+1]
+		if !n.hasContent() && n.width() == 1 && n.fg == 0 && n.bg&^colorBits == 0 {
+			s.x = -1
+			s.cha(c + 1)
+			s.sgr(0, n.bg&colorBits, false)
+			s.dst = append(s.dst, "\x1b[X"...)
+			return c + 2
+		}
+		return c + 1
+	}
+	// The last column: print a wide character over c-1, c and then the
+	// glyph that covers c-1 over it; the print's end repair blanks c with
+	// the attributes in force.
+	g := c - 1
+	if l[g].width() == 0 && g > 0 && l[g-1].width() == 2 {
+		g--
+	}
+	s.x = -1
+	s.cha(c - 1)
+	s.dst = append(s.dst, "\u4e00"...)
+	s.x = -1
+	s.cha(g)
+	prev := l[g]
+	if prev.hasContent() && prev.width() > 0 && prev.fg == cl.fg && prev.bg == cl.bg {
+		s.printCell(prev)
+		s.x = c
+		return c + 1
+	}
+	// Otherwise blank it with cl's attributes and restore it.
+	s.sgr(cl.fg, cl.bg, false)
+	s.dst = append(s.dst, 'X')
+	s.x = -1
+	s.cha(g)
+	if prev.hasContent() && prev.width() > 0 {
+		s.sgr(prev.fg, prev.bg, true)
+		s.printCell(prev)
+	} else {
+		s.sgr(0, prev.bg&colorBits, false)
+		s.dst = append(s.dst, "\x1b[X"...)
+	}
+	s.x = -1
+	return c + 1
 }
