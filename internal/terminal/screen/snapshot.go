@@ -19,20 +19,30 @@ func (m *Model) Snapshot(dst []byte) []byte {
 	}
 	s.emitBuffer(m.normal)
 	if m.active == m.alt {
-		s.bufferState(m.normal)
+		s.bufferState(m.normal, false)
 		s.sgr(0, 0, true)
 		s.dst = append(s.dst, "\x1b[?47h\x1b[H"...)
 		s.x = 0
 		s.emitBuffer(m.alt)
 	}
 	b := m.active
-	s.bufferState(b)
+	// DECRC can make the active character set differ from the designated
+	// one; only DECRC reproduces that, from a saved cursor holding it.
+	viaRestore := m.charset != m.g[m.glevel] && b.savedCharset == m.charset
+	s.bufferState(b, viaRestore)
 	if m.origin {
 		s.dst = append(s.dst, "\x1b[?6h"...)
 	}
-	s.cursor(b)
-	s.sgr(m.fg, m.bg, false)
-	s.charsets(m.g, m.glevel)
+	if viaRestore {
+		s.charsets(m.g, m.glevel)
+		s.dst = append(s.dst, "\x1b8"...)
+		s.cursor(b)
+		s.sgr(m.fg, m.bg, true)
+	} else {
+		s.cursor(b)
+		s.sgr(m.fg, m.bg, false)
+		s.charsets(m.g, m.glevel)
+	}
 	s.modes()
 	return s.dst
 }
@@ -149,9 +159,15 @@ func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
 	if placeholderPrev && rows >= 2 {
 		s.dst = append(s.dst, "\x1b[A"...)
 		s.x = -1
-		s.cha(cols - 1)
-		s.sgr(0, last.bg&colorBits, false)
-		s.dst = append(s.dst, "\x1b[X\x1b[B"...)
+		if last.fg != 0 || last.bg&^colorBits != 0 {
+			s.attrBlank(prev, cols-1, 0)
+		} else {
+			s.cha(cols - 1)
+			s.sgr(0, last.bg&colorBits, false)
+			s.dst = append(s.dst, "\x1b[X"...)
+		}
+		s.dst = append(s.dst, "\x1b[B"...)
+		s.x = -1
 	}
 	if placeholderFirst {
 		s.x = -1
@@ -293,7 +309,7 @@ func appendColor(d []byte, v uint32, base, bright, ext int) []byte {
 }
 
 // bufferState restores b's tab stops, saved cursor and scroll region.
-func (s *serializer) bufferState(b *buffer) {
+func (s *serializer) bufferState(b *buffer, forceSave bool) {
 	def := true
 	for i, t := range b.tabs {
 		if t != (i%8 == 0) {
@@ -313,7 +329,7 @@ func (s *serializer) bufferState(b *buffer) {
 	}
 	y := min(max(b.savedY-b.ybase(), 0), b.rows-1)
 	x := min(b.savedX, b.cols-1)
-	if x != 0 || y != 0 || b.savedFg != 0 || b.savedBg != 0 || b.savedCharset != 0 {
+	if forceSave || x != 0 || y != 0 || b.savedFg != 0 || b.savedBg != 0 || b.savedCharset != 0 {
 		s.dst = append(s.dst, "\x1b["...)
 		s.dst = strconv.AppendInt(s.dst, int64(y+1), 10)
 		s.dst = append(s.dst, ';')

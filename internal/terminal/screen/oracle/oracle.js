@@ -52,7 +52,7 @@ function describe(term, title) {
   const cs = core._charsetService;
   out.charsets = JSON.stringify([cs.glevel, Array.from({ length: 4 }, (_, i) => cs._charsets[i] ? Object.values(cs._charsets[i]).join('').slice(0, 4) : ''), cs.charset ? Object.values(cs.charset).join('').slice(0, 4) : '']);
   out.title = title;
-  out.saved = [Math.min(active.savedX, term.cols - 1), Math.max(active.savedY - active.ybase, 0)];
+  out.saved = [Math.min(active.savedX, term.cols - 1), Math.min(Math.max(active.savedY - active.ybase, 0), term.rows - 1)];
   const lines = [];
   const buffers = [['active', term.buffer.active]];
   if (term.buffer.active.type === 'alternate') buffers.push(['normal', term.buffer.normal]);
