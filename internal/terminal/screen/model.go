@@ -182,6 +182,12 @@ func (m *Model) Write(p []byte) (int, error) {
 			i = m.printRun(p, i)
 			continue
 		}
+		if b == 0x1B && m.state == stGround {
+			if j := m.fastCSI(p, i); j > i {
+				i = j
+				continue
+			}
+		}
 		if b < 0x80 {
 			m.handle(uint32(b))
 			i++
@@ -1124,4 +1130,55 @@ func (m *Model) screenAlignment() {
 		*b.rowWrapped(y) = false
 	}
 	m.setCursor(0, 0)
+}
+
+// fastCSI parses a whole well-formed CSI sequence (ESC [ ... final) at p[i]
+// in one go, the common case, and returns the index after it; it returns i
+// when the sequence is not complete in p or not plain (controls or errors
+// inside), leaving it to the byte-by-byte parser.
+func (m *Model) fastCSI(p []byte, i int) int {
+	n := len(p)
+	j := i + 1
+	if j >= n || p[j] != '[' {
+		return i
+	}
+	j++
+	m.clear()
+	if j < n && p[j] >= 0x3c && p[j] <= 0x3f {
+		m.collect = uint32(p[j])
+		j++
+	}
+	for j < n {
+		c := p[j]
+		switch {
+		case c >= '0' && c <= '9':
+			if !m.digitSub && !m.rejectD {
+				v := &m.params[m.nparams-1]
+				*v = int32(min(int64(*v)*10+int64(c-'0'), maxParamVal))
+			} else {
+				m.param(uint32(c))
+			}
+		case c == ';' || c == ':':
+			m.param(uint32(c))
+		case c >= 0x20 && c < 0x30:
+			m.collect = m.collect<<8 | uint32(c)
+			for j++; j < n && p[j] >= 0x20 && p[j] < 0x30; j++ {
+				m.collect = m.collect<<8 | uint32(p[j])
+			}
+			if j >= n || p[j] < 0x40 || p[j] >= 0x7f {
+				return i
+			}
+			m.csiDispatch(p[j])
+			m.join = 0
+			return j + 1
+		case c >= 0x40 && c < 0x7f:
+			m.csiDispatch(c)
+			m.join = 0
+			return j + 1
+		default:
+			return i
+		}
+		j++
+	}
+	return i
 }
