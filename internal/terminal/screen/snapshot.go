@@ -93,7 +93,7 @@ func (s *serializer) emitBuffer(b *buffer) {
 					fill = wrapBg
 				}
 			} else {
-				if s.bg&colorBits != 0 {
+				if normColor(s.bg&colorBits) != 0 {
 					s.sgr(s.fg, 0, false)
 				}
 				s.dst = append(s.dst, "\r\n"...)
@@ -121,7 +121,9 @@ func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
 		s.cha(cols - 1)
 		s.printCell(first)
 		s.x = 2
-		return 2, s.bg & colorBits
+		bg := normColor(s.bg & colorBits)
+		s.afterWide(l, 2)
+		return 2, bg
 	}
 	placeholderPrev := false
 	if s.x < cols {
@@ -136,7 +138,7 @@ func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
 			s.printCell(prev[cols-2])
 		default:
 			s.cha(cols - 1)
-			s.sgr(0, last.bg&colorBits, false)
+			s.sgr(0, normColor(last.bg&colorBits), false)
 			s.dst = append(s.dst, ' ')
 			placeholderPrev = true
 		}
@@ -148,13 +150,17 @@ func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
 	if printable {
 		s.printCell(first)
 		start = max(first.width(), 1)
+		if start == 2 {
+			s.x = 2
+			s.afterWide(l, 2)
+		}
 	} else {
-		s.sgr(0, first.bg&colorBits, false)
+		s.sgr(0, normColor(first.bg&colorBits), false)
 		s.dst = append(s.dst, ' ')
 		placeholderFirst = true
 		start = 1
 	}
-	wrapBg = s.bg & colorBits
+	wrapBg = normColor(s.bg & colorBits)
 	s.x = start
 	if placeholderPrev && rows >= 2 {
 		s.dst = append(s.dst, "\x1b[A"...)
@@ -163,7 +169,7 @@ func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
 			s.attrBlank(prev, cols-1, 0)
 		} else {
 			s.cha(cols - 1)
-			s.sgr(0, last.bg&colorBits, false)
+			s.sgr(0, normColor(last.bg&colorBits), false)
 			s.dst = append(s.dst, "\x1b[X"...)
 		}
 		s.dst = append(s.dst, "\x1b[B"...)
@@ -172,7 +178,7 @@ func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
 	if placeholderFirst {
 		s.x = -1
 		s.cha(0)
-		s.sgr(0, first.bg&colorBits, false)
+		s.sgr(0, normColor(first.bg&colorBits), false)
 		s.dst = append(s.dst, "\x1b[X"...)
 		start = 1
 		if first.hasContent() { // a zero-width character: emitted by emitCells
@@ -196,13 +202,13 @@ func (s *serializer) emitCells(l []cell, start int, fill uint32, cols int) {
 				c = s.attrBlank(l, c, fill)
 				continue
 			}
-			bg := cl.bg & colorBits
+			bg := normColor(cl.bg & colorBits)
 			if bg == fill {
 				c++
 				continue
 			}
 			n := 1
-			for c+n < cols && !l[c+n].hasContent() && l[c+n].width() == 1 && l[c+n].bg&colorBits == bg {
+			for c+n < cols && !l[c+n].hasContent() && l[c+n].width() == 1 && normColor(l[c+n].bg&colorBits) == bg {
 				n++
 			}
 			s.cha(c)
@@ -228,6 +234,22 @@ func (s *serializer) emitCells(l []cell, start int, fill uint32, cols int) {
 		}
 		s.x = c + w
 		c += w
+		if w == 2 {
+			s.afterWide(l, c)
+		}
+	}
+}
+
+// afterWide handles a character printed over the right half of a wide one
+// ending the line with autowrap off, which skips the repair of the wide
+// character: it does the same. c is the column after the wide character.
+func (s *serializer) afterWide(l []cell, c int) {
+	cols := len(l)
+	if c == cols && l[cols-1].hasContent() {
+		s.dst = append(s.dst, "\x1b[?7l"...)
+		s.printCell(l[cols-1])
+		s.dst = append(s.dst, "\x1b[?7h"...)
+		s.x = cols
 	}
 }
 
@@ -238,6 +260,10 @@ func (s *serializer) printCell(cl cell) {
 
 // sgr brings the terminal's attributes to fg, bg.
 func (s *serializer) sgr(fg, bg uint32, force bool) {
+	fg, bg = normColor(fg), normColor(bg)
+	if fg&fgUnderline == 0 {
+		bg &^= bgULMask
+	}
 	if !force && fg == s.fg && bg == s.bg {
 		return
 	}
@@ -379,6 +405,16 @@ func (s *serializer) cursor(b *buffer) {
 	s.dst = strconv.AppendInt(s.dst, int64(x+1), 10)
 	s.dst = append(s.dst, 'H')
 	if pending {
+		if x == b.cols-1 && b.cols >= 2 && row[x-1].width() == 2 {
+			// The last glyph covers the right half of a wide character
+			// (printed with autowrap off): reprint both the same way.
+			s.dst = append(s.dst, '\b')
+			s.printCell(row[x-1])
+			s.dst = append(s.dst, "\x1b[?7l"...)
+			s.printCell(row[x])
+			s.dst = append(s.dst, "\x1b[?7h"...)
+			return
+		}
 		s.printCell(row[x])
 	}
 }
@@ -483,7 +519,7 @@ func (s *serializer) attrBlank(l []cell, c int, fill uint32) int {
 		if !n.hasContent() && n.width() == 1 && n.fg == 0 && n.bg&^colorBits == 0 {
 			s.x = -1
 			s.cha(c + 1)
-			s.sgr(0, n.bg&colorBits, false)
+			s.sgr(0, normColor(n.bg&colorBits), false)
 			s.dst = append(s.dst, "\x1b[X"...)
 			return c + 2
 		}
@@ -516,9 +552,21 @@ func (s *serializer) attrBlank(l []cell, c int, fill uint32) int {
 		s.sgr(prev.fg, prev.bg, true)
 		s.printCell(prev)
 	} else {
-		s.sgr(0, prev.bg&colorBits, false)
+		s.sgr(0, normColor(prev.bg&colorBits), false)
 		s.dst = append(s.dst, "\x1b[X"...)
 	}
 	s.x = -1
 	return c + 1
+}
+
+// normColor clears the colour bits xterm.js leaves behind but never shows
+// (SGR 30-37 keep the upper bits of an earlier RGB colour, for example).
+func normColor(v uint32) uint32 {
+	switch v & cmMask {
+	case cmP16, cmP256:
+		return v &^ (rgbMask &^ 0xFF)
+	case cmRGB:
+		return v
+	}
+	return v &^ rgbMask
 }
