@@ -1,6 +1,9 @@
 package screen
 
-import "strconv"
+import (
+	"strconv"
+	"unicode/utf8"
+)
 
 // Snapshot appends to dst escape sequences that take a terminal of the same
 // size, in any state, to the model's state: RIS, the title, the normal
@@ -113,7 +116,7 @@ func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
 	cols := len(l)
 	last := prev[cols-1]
 	first := l[0]
-	printable := first.hasContent() && first.width() > 0
+	printable := first.hasContent() && first.width() > 0 && s.printable(first)
 	if !last.hasContent() && last.width() == 1 && printable && first.width() == 2 &&
 		last.fg == first.fg && last.bg == first.bg {
 		// A wide character that did not fit: printing it at the last column
@@ -193,7 +196,7 @@ func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
 func (s *serializer) emitCells(l []cell, start int, fill uint32, cols int) {
 	for c := start; c < cols; {
 		cl := l[c]
-		if !cl.hasContent() {
+		if !cl.hasContent() || !s.printable(cl) {
 			if cl.width() == 0 { // orphaned second half: left blank
 				c++
 				continue
@@ -392,9 +395,9 @@ func (s *serializer) cursor(b *buffer) {
 	pending := false
 	if x >= b.cols {
 		x = b.cols - 1
-		if c := row[b.cols-1]; c.hasContent() && c.width() == 1 {
+		if c := row[b.cols-1]; c.hasContent() && c.width() == 1 && s.printable(c) {
 			pending = true
-		} else if c.width() == 0 && b.cols >= 2 && row[b.cols-2].width() == 2 {
+		} else if c.width() == 0 && b.cols >= 2 && row[b.cols-2].width() == 2 && s.printable(row[b.cols-2]) {
 			x = b.cols - 2
 			pending = true
 		}
@@ -545,7 +548,11 @@ func (s *serializer) attrBlank(l []cell, c int, fill uint32) int {
 	}
 	// Otherwise blank it with cl's attributes and restore it.
 	s.sgr(cl.fg, cl.bg, false)
-	s.dst = append(s.dst, 'X')
+	if g == c-2 {
+		s.dst = append(s.dst, "\u4e00"...)
+	} else {
+		s.dst = append(s.dst, 'X')
+	}
 	s.x = -1
 	s.cha(g)
 	if prev.hasContent() && prev.width() > 0 {
@@ -569,4 +576,23 @@ func normColor(v uint32) uint32 {
 		return v
 	}
 	return v &^ rgbMask
+}
+
+// printable reports whether printing c's characters makes a cell like c:
+// whether its width is that of its first character. (A resize can leave the
+// join state of the parser pointing at a blank cell, and a zero-width
+// character joined to it then makes a cell no output can.)
+func (s *serializer) printable(c cell) bool {
+	var cp uint32
+	if c.c&isCombined != 0 {
+		idx := int(c.c & codeMask)
+		if idx >= len(s.m.comb) || s.m.comb[idx] == "" {
+			return false
+		}
+		r, _ := utf8.DecodeRuneInString(s.m.comb[idx])
+		cp = uint32(r)
+	} else {
+		cp = c.c & codeMask
+	}
+	return wcwidth(cp) == c.width()
 }
