@@ -196,7 +196,9 @@ func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
 func (s *serializer) emitCells(l []cell, start int, fill uint32, cols int) {
 	for c := start; c < cols; {
 		cl := l[c]
-		if !cl.hasContent() || !s.printable(cl) {
+		if !cl.hasContent() || !s.printable(cl) || (cl.width() == 2 && c == cols-1) {
+			// (A wide character cut by a resize at the last column cannot be
+			// printed there either.)
 			if cl.width() == 0 { // orphaned second half: left blank
 				c++
 				continue
