@@ -163,8 +163,14 @@ func (b *buffer) prevStop(x int) int {
 }
 
 func fillLine(l []cell, fill cell) {
-	for i := range l {
-		l[i] = fill
+	if len(l) == 0 {
+		return
+	}
+	// Doubling copies: memmove is several times faster than storing
+	// 12-byte structs one by one.
+	l[0] = fill
+	for n := 1; n < len(l); n *= 2 {
+		copy(l[n:], l[:n])
 	}
 }
 

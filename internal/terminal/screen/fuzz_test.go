@@ -66,7 +66,7 @@ func checkBounded(t *testing.T, m *Model) {
 		}
 	}
 	cells := len(m.normal.cells) + len(m.alt.cells)
-	if len(m.comb) > 2*cells+1024 {
+	if len(m.comb) > maxCombEntries {
 		t.Fatalf("%d combined characters for %d cells", len(m.comb), cells)
 	}
 	if len(m.title) > MaxTitle {

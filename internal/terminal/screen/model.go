@@ -31,6 +31,9 @@ const (
 	// maxCombined bounds the bytes of one cell's character with its combining
 	// marks; further marks on that cell are dropped.
 	maxCombined = 64
+	// maxCombEntries bounds the combined characters a model holds (at most
+	// 64 bytes each): cells beyond it get no more combining marks.
+	maxCombEntries = 1 << 16
 	maxCols     = 4096
 	maxRows     = 4096
 	// MaxScrollback bounds the scrollback lines a Model keeps.
@@ -321,22 +324,39 @@ func (m *Model) printRun(p []byte, i int) int {
 			fg, bg := m.fg, m.bg
 			cols := b.cols
 			for i < n {
-				c = p[i]
-				if c < 0x20 || c >= 0x7f {
-					break
-				}
 				if x >= cols {
+					if c = p[i]; c < 0x20 || c >= 0x7f {
+						break
+					}
 					b.x = x
 					m.wrapForPrint(1, 0)
 					x = b.x
 					row = b.row(b.y)
 					if x >= cols { // no wraparound: overwrite the last column
-						x = cols - 1
+						row[cols-1] = cell{uint32(c) | 1<<widthShift, fg, bg}
+						x = cols
+						i++
+						continue
 					}
 				}
-				row[x] = cell{uint32(c) | 1<<widthShift, fg, bg}
-				x++
-				i++
+				// Copy the run that fits on the row, in a loop the
+				// compiler can check bounds for once.
+				src := p[i:min(n, i+cols-x)]
+				dst := row[x:cols]
+				dst = dst[:len(src)]
+				k := 0
+				for ; k < len(src); k++ {
+					c := src[k]
+					if c < 0x20 || c >= 0x7f {
+						break
+					}
+					dst[k] = cell{uint32(c) | 1<<widthShift, fg, bg}
+				}
+				x += k
+				i += k
+				if k < len(src) {
+					break
+				}
 			}
 			b.x = x
 			m.join = 1 << 1
@@ -513,11 +533,15 @@ func (m *Model) addCodepoint(c *cell, cp uint32, w int) {
 	case content&isCombined != 0:
 		s := m.comb[content&codeMask]
 		if len(s)+utf8.RuneLen(rune(cp)) <= maxCombined {
-			content = content&^codeMask | m.newComb(s+string(rune(cp)))
+			if idx, ok := m.newComb(s + string(rune(cp))); ok {
+				content = content&^codeMask | idx
+			}
 		}
 	case content&codeMask != 0:
 		s := string(rune(content&codeMask)) + string(rune(cp))
-		content = content&^codeMask | isCombined | m.newComb(s)
+		if idx, ok := m.newComb(s); ok {
+			content = content&^codeMask | isCombined | idx
+		}
 	default:
 		content = cp | 1<<widthShift
 	}
@@ -527,12 +551,17 @@ func (m *Model) addCodepoint(c *cell, cp uint32, w int) {
 	c.c = content
 }
 
-func (m *Model) newComb(s string) uint32 {
-	if len(m.comb) >= 2*m.combLive+1024 {
+// newComb stores a combined character and returns its index, or false when
+// the table is full (the combining mark is then dropped).
+func (m *Model) newComb(s string) (uint32, bool) {
+	if len(m.comb) >= 2*m.combLive+1024 || len(m.comb) >= maxCombEntries {
 		m.compactComb()
+		if len(m.comb) >= maxCombEntries {
+			return 0, false
+		}
 	}
 	m.comb = append(m.comb, s)
-	return uint32(len(m.comb) - 1)
+	return uint32(len(m.comb) - 1), true
 }
 
 // compactComb drops combined characters no cell refers to any more, so the
