@@ -34,8 +34,8 @@ const (
 	// maxCombEntries bounds the combined characters a model holds (at most
 	// 64 bytes each): cells beyond it get no more combining marks.
 	maxCombEntries = 1 << 16
-	maxCols     = 4096
-	maxRows     = 4096
+	maxCols        = 4096
+	maxRows        = 4096
 	// MaxScrollback bounds the scrollback lines a Model keeps.
 	MaxScrollback = 100000
 )
