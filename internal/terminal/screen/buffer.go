@@ -14,11 +14,19 @@ const (
 	widthShift  = 22
 
 	nullContent = 1 << widthShift // an empty cell of width 1
+
+	// Bits 24-31, unused by xterm.js's content word, hold the cell's OSC 8
+	// hyperlink number (0: none).
+	linkShift = 24
+	linkMask  = 0xFF << linkShift
+	maxLinks  = 255
 )
 
 // Attribute layout, the same as xterm.js (Attributes, FgFlags, BgFlags) for
 // colours and flags. The underline style, which xterm.js keeps in a separate
-// object, lives in the bg bits xterm.js uses for its bookkeeping (28, 29, 31).
+// object, lives in cells in the bg bits xterm.js uses for its bookkeeping
+// (28, 29, 31); the model's current attributes keep bit 28 as xterm.js's
+// HAS_EXTENDED and the style apart (Model.ulStyle).
 const (
 	cmMask    = 0x3000000
 	cmP16     = 0x1000000
@@ -37,7 +45,8 @@ const (
 	bgItalic   = 0x4000000
 	bgDim      = 0x8000000
 	bgOverline = 0x40000000
-	bgULMask   = 0x10000000 | 0x20000000 | 0x80000000
+	bgHasExt   = 0x10000000                           // in the current and saved attributes only
+	bgULMask   = 0x10000000 | 0x20000000 | 0x80000000 // in cells only
 )
 
 func ulStyle(bg uint32) uint32 { return (bg>>28)&3 | (bg>>31)<<2 }
@@ -234,7 +243,7 @@ func insertCells(l []cell, pos, n int, fill cell) {
 	cols := len(l)
 	pos %= cols
 	if pos > 0 && l[pos-1].width() == 2 {
-		l[pos-1] = cell{nullContent, fill.fg, fill.bg}
+		l[pos-1] = cell{nullContent | fill.c&linkMask, fill.fg, fill.bg}
 	}
 	if n < cols-pos {
 		copy(l[pos+n:], l[pos:cols-n])
@@ -247,7 +256,7 @@ func insertCells(l []cell, pos, n int, fill cell) {
 		}
 	}
 	if l[cols-1].width() == 2 {
-		l[cols-1] = cell{nullContent, fill.fg, fill.bg}
+		l[cols-1] = cell{nullContent | fill.c&linkMask, fill.fg, fill.bg}
 	}
 }
 
@@ -266,10 +275,10 @@ func deleteCells(l []cell, pos, n int, fill cell) {
 		}
 	}
 	if pos > 0 && l[pos-1].width() == 2 {
-		l[pos-1] = cell{nullContent, fill.fg, fill.bg}
+		l[pos-1] = cell{nullContent | fill.c&linkMask, fill.fg, fill.bg}
 	}
 	if l[pos].width() == 0 && !l[pos].hasContent() {
-		l[pos] = cell{nullContent, fill.fg, fill.bg}
+		l[pos] = cell{nullContent | fill.c&linkMask, fill.fg, fill.bg}
 	}
 }
 
@@ -277,10 +286,10 @@ func deleteCells(l []cell, pos, n int, fill cell) {
 func replaceCells(l []cell, start, end int, fill cell) {
 	cols := len(l)
 	if start > 0 && start <= cols && l[start-1].width() == 2 {
-		l[start-1] = cell{nullContent, fill.fg, fill.bg}
+		l[start-1] = cell{nullContent | fill.c&linkMask, fill.fg, fill.bg}
 	}
 	if end < cols && end > 0 && l[end-1].width() == 2 {
-		l[end] = cell{nullContent, fill.fg, fill.bg}
+		l[end] = cell{nullContent | fill.c&linkMask, fill.fg, fill.bg}
 	}
 	for ; start < end && start < cols; start++ {
 		l[start] = fill

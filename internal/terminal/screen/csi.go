@@ -333,7 +333,8 @@ func (m *Model) softReset() {
 	m.cursorHidden = false
 	b.scrollTop = 0
 	b.scrollBottom = b.rows - 1
-	m.fg, m.bg = 0, 0
+	m.fg, m.bg, m.linkBits, m.ulStyle = 0, 0, 0, 0
+	m.cellAttrs()
 	// coreService.reset: modes and DEC private modes to their defaults.
 	m.insert, m.appCursor, m.appKeypad, m.bracketed = false, false, false, false
 	m.origin, m.reverseWrap, m.sendFocus, m.syncOutput = false, false, false, false
@@ -456,8 +457,10 @@ func (m *Model) activateNormal() {
 
 // sgr is InputHandler.charAttributes.
 func (m *Model) sgr() {
+	defer m.cellAttrs()
 	if m.nparams == 1 && m.params[0] == 0 {
-		m.fg, m.bg = 0, 0
+		m.fg, m.bg, m.ulStyle = 0, 0, 0
+		m.updateExtended()
 		return
 	}
 	for i := 0; i < m.nparams; i++ {
@@ -472,7 +475,8 @@ func (m *Model) sgr() {
 		case p >= 100 && p <= 107:
 			m.bg = m.bg&^(cmMask|0xFF) | cmP16 | uint32(p-100) | 8
 		case p == 0:
-			m.fg, m.bg = 0, 0
+			m.fg, m.bg, m.ulStyle = 0, 0, 0
+			m.updateExtended()
 		case p == 1:
 			m.fg |= fgBold
 		case p == 3:
@@ -522,6 +526,8 @@ func (m *Model) sgr() {
 			m.bg |= bgOverline
 		case p == 55:
 			m.bg &^= bgOverline
+		case p == 59:
+			m.updateExtended()
 		}
 	}
 }
@@ -530,11 +536,12 @@ func (m *Model) underline(style int32) {
 	if style == -1 || style > 5 {
 		style = 1
 	}
-	m.bg = withULStyle(m.bg, uint32(style))
+	m.ulStyle = uint8(style)
 	m.fg |= fgUnderline
 	if style == 0 {
 		m.fg &^= fgUnderline
 	}
+	m.updateExtended()
 }
 
 // extractColor is InputHandler._extractColor: SGR 38, 48 and 58 in their

@@ -1,6 +1,9 @@
 package screen
 
-import "unicode/utf8"
+import (
+	"bytes"
+	"unicode/utf8"
+)
 
 // Parser states, those of xterm.js's EscapeSequenceParser (Paul Williams'
 // DEC VT500 parser).
@@ -86,8 +89,11 @@ type Model struct {
 	oscOver  bool
 	join     uint8 // xterm.js precedingJoinState: width<<1 | shouldJoin
 
-	// Current attributes.
-	fg, bg uint32
+	// Current attributes: fg and bg as xterm.js's (bg with HAS_EXTENDED),
+	// the underline style, and what printed cells get of them (cbg, clink).
+	fg, bg     uint32
+	ulStyle    uint8
+	cbg, clink uint32
 
 	// Modes.
 	insert       bool
@@ -113,6 +119,11 @@ type Model struct {
 
 	title    string
 	titleSet bool
+
+	// OSC 8 hyperlinks: cells carry a link number (content bits 24-31)
+	// indexing links; linkBits is the current one, shifted in place.
+	links    []string // "params;uri", index 0 unused
+	linkBits uint32
 
 	comb     []string // combined characters, indexed from cell content
 	combLive int      // entries alive after the last compaction
@@ -145,7 +156,7 @@ func (m *Model) Size() (cols, rows int) { return m.cols, m.rows }
 func (m *Model) Title() string { return m.title }
 
 func (m *Model) resetState() {
-	m.fg, m.bg = 0, 0
+	m.fg, m.bg, m.ulStyle = 0, 0, 0
 	m.insert, m.appCursor, m.appKeypad, m.bracketed = false, false, false, false
 	m.origin, m.reverseWrap, m.sendFocus, m.syncOutput = false, false, false, false
 	m.wrap = true
@@ -154,6 +165,8 @@ func (m *Model) resetState() {
 	m.g = [4]byte{}
 	m.glevel, m.charset = 0, 0
 	m.convertEol = false
+	m.linkBits = 0
+	m.cellAttrs()
 }
 
 // fullReset is RIS as @xterm/headless does it: a new terminal of the same
@@ -166,6 +179,7 @@ func (m *Model) fullReset() {
 	m.resetState()
 	m.comb = m.comb[:0]
 	m.combLive = 0
+	m.links = m.links[:0]
 }
 
 func (m *Model) eraseCell() cell { return cell{nullContent, 0, m.bg & colorBits} }
@@ -321,7 +335,7 @@ func (m *Model) printRun(p []byte, i int) int {
 			// Fast path: plain ASCII into the current row.
 			row := b.row(b.y)
 			x := b.x
-			fg, bg := m.fg, m.bg
+			fg, bg, lk := m.fg, m.cbg, m.clink
 			cols := b.cols
 			for i < n {
 				if x >= cols {
@@ -333,7 +347,7 @@ func (m *Model) printRun(p []byte, i int) int {
 					x = b.x
 					row = b.row(b.y)
 					if x >= cols { // no wraparound: overwrite the last column
-						row[cols-1] = cell{uint32(c) | 1<<widthShift, fg, bg}
+						row[cols-1] = cell{uint32(c) | 1<<widthShift | lk, fg, bg}
 						x = cols
 						i++
 						continue
@@ -350,7 +364,7 @@ func (m *Model) printRun(p []byte, i int) int {
 					if c < 0x20 || c >= 0x7f {
 						break
 					}
-					dst[k] = cell{uint32(c) | 1<<widthShift, fg, bg}
+					dst[k] = cell{uint32(c) | 1<<widthShift | lk, fg, bg}
 				}
 				x += k
 				i += k
@@ -404,7 +418,7 @@ func (m *Model) printStart() {
 	if b.x > 0 && b.x <= b.cols {
 		row := b.row(b.y)
 		if row[b.x-1].width() == 2 {
-			row[b.x-1] = cell{nullContent, m.fg, m.bg}
+			row[b.x-1] = cell{nullContent | m.clink, m.fg, m.cbg}
 		}
 	}
 }
@@ -414,7 +428,7 @@ func (m *Model) printEnd() {
 	if b.x < b.cols {
 		row := b.row(b.y)
 		if c := row[b.x]; c.width() == 0 && !c.hasContent() {
-			row[b.x] = cell{nullContent, m.fg, m.bg}
+			row[b.x] = cell{nullContent | m.clink, m.fg, m.cbg}
 		}
 	}
 }
@@ -446,7 +460,7 @@ func (m *Model) wrapForPrint(w, oldWidth int) {
 		copy(row[:oldWidth], oldRow[oldCol:oldCol+oldWidth])
 	}
 	for oldCol = max(oldCol, 0); oldCol < cols; oldCol++ {
-		oldRow[oldCol] = cell{nullContent, m.fg, m.bg}
+		oldRow[oldCol] = cell{nullContent | m.clink, m.fg, m.cbg}
 	}
 }
 
@@ -493,27 +507,27 @@ func (m *Model) printCP(cp uint32) {
 		}
 		for d := w - oldWidth; d > 0; d-- {
 			if b.x < cols {
-				row[b.x] = cell{0, m.fg, m.bg}
+				row[b.x] = cell{m.clink, m.fg, m.cbg}
 			}
 			b.x++
 		}
 		return
 	}
 	if m.insert {
-		insertCells(row, b.x, w-oldWidth, cell{nullContent, m.fg, m.bg})
+		insertCells(row, b.x, w-oldWidth, cell{nullContent | m.clink, m.fg, m.cbg})
 		if row[cols-1].width() == 2 {
-			row[cols-1] = cell{nullContent, m.fg, m.bg}
+			row[cols-1] = cell{nullContent | m.clink, m.fg, m.cbg}
 		}
 	}
 	if b.x < cols {
-		row[b.x] = cell{cp | uint32(w)<<widthShift, m.fg, m.bg}
+		row[b.x] = cell{cp | uint32(w)<<widthShift | m.clink, m.fg, m.cbg}
 	}
 	if b.x < 2*cols {
 		b.x++
 	}
 	for ; w > 1; w-- {
 		if b.x < cols {
-			row[b.x] = cell{0, m.fg, m.bg}
+			row[b.x] = cell{m.clink, m.fg, m.cbg}
 		}
 		b.x++
 	}
@@ -543,7 +557,7 @@ func (m *Model) addCodepoint(c *cell, cp uint32, w int) {
 			content = content&^codeMask | isCombined | idx
 		}
 	default:
-		content = cp | 1<<widthShift
+		content = content&linkMask | cp | 1<<widthShift
 	}
 	if w != 0 {
 		content = content&^(3<<widthShift) | uint32(w)<<widthShift
@@ -908,7 +922,7 @@ func (m *Model) oscPut(cp uint32) {
 			m.oscID = m.oscID*10 + int(cp-'0')
 		}
 	case 2:
-		if m.oscID != 0 && m.oscID != 2 {
+		if m.oscID != 0 && m.oscID != 2 && m.oscID != 8 {
 			return
 		}
 		if len(m.oscBuf)+4 > MaxTitle {
@@ -923,6 +937,12 @@ func (m *Model) oscEnd(success bool) {
 	st := m.oscState
 	m.oscState = 0
 	if st == 0 || st == 3 || !success {
+		return
+	}
+	if m.oscID == 8 {
+		if !m.oscOver {
+			m.hyperlink(m.oscBuf)
+		}
 		return
 	}
 	if m.oscID == 0 || m.oscID == 2 {
@@ -1083,6 +1103,7 @@ func (m *Model) restoreCursor() {
 	b.x = b.savedX
 	b.y = max(b.savedY-b.ybase(), 0)
 	m.fg, m.bg = b.savedFg, b.savedBg
+	m.cellAttrs()
 	m.charset = b.savedCharset
 	m.restrictCursor(b.cols - 1)
 }
@@ -1153,7 +1174,7 @@ func glevelOf(c byte) uint8 {
 func (m *Model) screenAlignment() {
 	b := m.active
 	m.setCursor(0, 0)
-	e := cell{'E' | 1<<widthShift, m.fg, m.bg}
+	e := cell{'E' | 1<<widthShift, m.fg, m.bg &^ bgHasExt}
 	for y := b.y; y < b.rows; y++ {
 		fillLine(b.row(y), e)
 		*b.rowWrapped(y) = false
@@ -1210,4 +1231,95 @@ func (m *Model) fastCSI(p []byte, i int) int {
 		j++
 	}
 	return i
+}
+
+// hyperlink is InputHandler.setHyperlink for OSC 8 ; params ; uri.
+func (m *Model) hyperlink(data []byte) {
+	i := bytes.IndexByte(data, ';')
+	if i < 0 {
+		return
+	}
+	params, uri := data[:i], data[i+1:]
+	if len(uri) == 0 {
+		if len(bytes.TrimSpace(params)) == 0 {
+			m.linkBits = 0
+			m.updateExtended()
+		}
+		return
+	}
+	m.linkBits = uint32(m.linkID(data)) << linkShift
+	m.updateExtended()
+}
+
+// updateExtended is AttributeData.updateExtended: the current attributes
+// carry their underline style and hyperlink into the cells printed only
+// while bg has HAS_EXTENDED, which is recomputed here, while DECRC restores
+// it with bg. (xterm.js shows a linked cell underlined.)
+func (m *Model) updateExtended() {
+	if m.ulStyle == 0 && m.linkBits == 0 {
+		m.bg &^= bgHasExt
+	} else {
+		m.bg |= bgHasExt
+	}
+	m.cellAttrs()
+}
+
+// cellAttrs computes the attributes printed cells get from the current ones.
+func (m *Model) cellAttrs() {
+	m.cbg = m.bg &^ bgHasExt
+	m.clink = 0
+	if m.bg&bgHasExt != 0 {
+		m.cbg = withULStyle(m.cbg, uint32(m.ulStyle))
+		m.clink = m.linkBits
+	}
+}
+
+// linkID returns the number of link "params;uri", adding it when new; 0 when
+// the table is full even after dropping links no cell uses.
+func (m *Model) linkID(link []byte) int {
+	if len(m.links) == 0 {
+		m.links = append(m.links, "")
+	}
+	for i := 1; i < len(m.links); i++ {
+		if m.links[i] == string(link) {
+			return i
+		}
+	}
+	if len(m.links) > maxLinks {
+		m.compactLinks()
+		if len(m.links) > maxLinks {
+			return 0
+		}
+	}
+	m.links = append(m.links, string(link))
+	return len(m.links) - 1
+}
+
+// compactLinks drops the links no cell (and not the current attributes)
+// refers to and renumbers the rest.
+func (m *Model) compactLinks() {
+	var used [maxLinks + 1]bool
+	used[m.linkBits>>linkShift] = true
+	for _, b := range []*buffer{m.normal, m.alt} {
+		for i := range b.cells {
+			used[b.cells[i].c>>linkShift] = true
+		}
+	}
+	var remap [maxLinks + 1]uint32
+	fresh := []string{""}
+	for i := 1; i < len(m.links); i++ {
+		if used[i] {
+			remap[i] = uint32(len(fresh))
+			fresh = append(fresh, m.links[i])
+		}
+	}
+	for _, b := range []*buffer{m.normal, m.alt} {
+		for i := range b.cells {
+			c := &b.cells[i]
+			c.c = c.c&^linkMask | remap[c.c>>linkShift]<<linkShift
+		}
+	}
+	m.linkBits = remap[m.linkBits>>linkShift] << linkShift
+	m.links = fresh
+	m.cellAttrs()
 }

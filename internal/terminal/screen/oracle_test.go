@@ -179,7 +179,7 @@ func genStream(r *rand.Rand, n int) []byte {
 		case k < 21:
 			b = fmt.Appendf(b, "\x1b[%d;%dH", r.IntN(14), r.IntN(44))
 		case k < 22:
-			b = append(b, []string{"\x1b]0;title\a", "\x1b]2;tï\x1b\\", "\x1bPqdata\x1b\\", "\x1b_apc\x1b\\", "\x1b[4h", "\x1b[4l"}[r.IntN(6)]...)
+			b = append(b, []string{"\x1b]0;title\a", "\x1b]2;tï\x1b\\", "\x1bPqdata\x1b\\", "\x1b_apc\x1b\\", "\x1b[4h", "\x1b[4l", "\x1b]8;;http://x\a", "\x1b]8;id=1;http://y\x1b\\", "\x1b]8;;\a"}[r.IntN(9)]...)
 		case k < 23:
 			b = fmt.Appendf(b, "\x1b[%dX", r.IntN(5))
 		default:

@@ -40,12 +40,13 @@ func (m *Model) Snapshot(dst []byte) []byte {
 		s.charsets(m.g, m.glevel)
 		s.dst = append(s.dst, "\x1b8"...)
 		s.cursor(b)
-		s.sgr(m.fg, m.bg, true)
+		s.sgr(m.fg, m.cbg, true)
 	} else {
 		s.cursor(b)
-		s.sgr(m.fg, m.bg, false)
+		s.sgr(m.fg, m.cbg, false)
 		s.charsets(m.g, m.glevel)
 	}
+	s.setLink(m.linkBits >> linkShift)
 	s.modes()
 	return s.dst
 }
@@ -54,6 +55,7 @@ type serializer struct {
 	m      *Model
 	dst    []byte
 	fg, bg uint32 // attributes in force on the terminal
+	link   uint32 // hyperlink in force on the terminal
 	x      int    // the terminal's cursor column while emitting lines
 }
 
@@ -118,7 +120,7 @@ func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
 	first := l[0]
 	printable := first.hasContent() && first.width() > 0 && s.printable(first)
 	if !last.hasContent() && last.width() == 1 && printable && first.width() == 2 &&
-		last.fg == first.fg && last.bg == first.bg {
+		last.fg == first.fg && last.bg == first.bg && last.c&linkMask == first.c&linkMask {
 		// A wide character that did not fit: printing it at the last column
 		// wraps and blanks that column with its attributes, as it did.
 		s.cha(cols - 1)
@@ -203,7 +205,7 @@ func (s *serializer) emitCells(l []cell, start int, fill uint32, cols int) {
 				c++
 				continue
 			}
-			if cl.fg != 0 || cl.bg&^colorBits != 0 {
+			if cl.fg != 0 || cl.bg&^colorBits != 0 || cl.c&linkMask != 0 {
 				c = s.attrBlank(l, c, fill)
 				continue
 			}
@@ -259,6 +261,7 @@ func (s *serializer) afterWide(l []cell, c int) {
 }
 
 func (s *serializer) printCell(cl cell) {
+	s.setLink(cl.c >> linkShift)
 	s.sgr(cl.fg, cl.bg, false)
 	s.dst = s.m.cellString(s.dst, cl)
 }
@@ -266,8 +269,10 @@ func (s *serializer) printCell(cl cell) {
 // sgr brings the terminal's attributes to fg, bg.
 func (s *serializer) sgr(fg, bg uint32, force bool) {
 	fg, bg = normColor(fg), normColor(bg)
-	if fg&fgUnderline == 0 {
-		bg &^= bgULMask
+	if ulStyle(bg) != 0 {
+		// A style without the flag (xterm.js shows it when DECRC dropped
+		// the flag but not the style) shows as underlined: same as SGR 4:N.
+		fg |= fgUnderline
 	}
 	if !force && fg == s.fg && bg == s.bg {
 		return
@@ -366,7 +371,7 @@ func (s *serializer) bufferState(b *buffer, forceSave bool) {
 		s.dst = append(s.dst, ';')
 		s.dst = strconv.AppendInt(s.dst, int64(x+1), 10)
 		s.dst = append(s.dst, 'H')
-		s.sgr(b.savedFg, b.savedBg, false)
+		s.sgr(b.savedFg, b.savedBg&^bgHasExt, false)
 		if b.savedCharset != 0 {
 			s.dst = append(s.dst, "\x1b("...)
 			s.dst = append(s.dst, b.savedCharset)
@@ -516,6 +521,7 @@ func (s *serializer) attrBlank(l []cell, c int, fill uint32) int {
 		s.dst = append(s.dst, "\u4e00"...) // a wide character over c, c+1
 		s.x = -1
 		s.cha(c + 1)
+		s.setLink(cl.c >> linkShift)
 		s.sgr(cl.fg, cl.bg, false)
 		s.dst = append(s.dst, 'X') // blanks c with cl's attributes
 		s.x = c + 2
@@ -543,12 +549,13 @@ func (s *serializer) attrBlank(l []cell, c int, fill uint32) int {
 	s.x = -1
 	s.cha(g)
 	prev := l[g]
-	if prev.hasContent() && prev.width() > 0 && prev.fg == cl.fg && prev.bg == cl.bg {
+	if prev.hasContent() && prev.width() > 0 && prev.fg == cl.fg && prev.bg == cl.bg && prev.c&linkMask == cl.c&linkMask {
 		s.printCell(prev)
 		s.x = c
 		return c + 1
 	}
 	// Otherwise blank it with cl's attributes and restore it.
+	s.setLink(cl.c >> linkShift)
 	s.sgr(cl.fg, cl.bg, false)
 	if g == c-2 {
 		s.dst = append(s.dst, "\u4e00"...)
@@ -597,4 +604,22 @@ func (s *serializer) printable(c cell) bool {
 		cp = c.c & codeMask
 	}
 	return wcwidth(cp) == c.width()
+}
+
+// setLink brings the terminal's current hyperlink (OSC 8) to model link n.
+func (s *serializer) setLink(n uint32) {
+	if n >= uint32(len(s.m.links)) {
+		n = 0
+	}
+	if n == s.link {
+		return
+	}
+	s.link = n
+	s.dst = append(s.dst, "\x1b]8;"...)
+	if n == 0 {
+		s.dst = append(s.dst, ';')
+	} else {
+		s.dst = append(s.dst, s.m.links[n]...)
+	}
+	s.dst = append(s.dst, "\x1b\\"...)
 }
