@@ -1175,9 +1175,17 @@ func (m *Model) screenAlignment() {
 	b := m.active
 	m.setCursor(0, 0)
 	e := cell{'E' | 1<<widthShift, m.fg, m.bg &^ bgHasExt}
-	for y := b.y; y < b.rows; y++ {
-		fillLine(b.row(y), e)
-		*b.rowWrapped(y) = false
+	// xterm.js fills rows lines from the cursor's, indexing its circular
+	// line list past the end, which wraps to the oldest lines when the list
+	// is full (with origin mode on, say): do the same.
+	ybase := b.ybase()
+	for k := 0; k < b.rows; k++ {
+		idx := ybase + b.y + k
+		j := idx % b.slots
+		if idx < b.count || (idx >= b.slots && j < b.count) {
+			fillLine(b.line(j), e)
+			b.wrapped[b.slot(j)] = false
+		}
 	}
 	m.setCursor(0, 0)
 }

@@ -182,12 +182,17 @@ func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
 	}
 	if placeholderFirst {
 		s.x = -1
-		s.cha(0)
-		s.sgr(0, normColor(first.bg&colorBits), false)
-		s.dst = append(s.dst, "\x1b[X"...)
-		start = 1
-		if first.hasContent() { // a zero-width character: emitted by emitCells
-			start = 0
+		if !first.hasContent() && first.width() == 1 && (first.fg != 0 || first.bg&^colorBits != 0 || first.c&linkMask != 0) {
+			start = s.attrBlank(l, 0, wrapBg)
+			s.x = -1
+		} else {
+			s.cha(0)
+			s.sgr(0, normColor(first.bg&colorBits), false)
+			s.dst = append(s.dst, "\x1b[X"...)
+			start = 1
+			if first.hasContent() { // a zero-width character: emitted by emitCells
+				start = 0
+			}
 		}
 	}
 	return start, wrapBg
