@@ -25,6 +25,11 @@ type oracleCase struct {
 	Scrollback int    `json:"scrollback"`
 	Stream     string `json:"stream_b64"`
 	Snapshot   string `json:"snapshot_b64"`
+	// Optionally the terminal is resized to NewCols x NewRows after the
+	// first ResizeAt bytes of the stream.
+	ResizeAt int `json:"resize_at,omitempty"`
+	NewCols  int `json:"new_cols,omitempty"`
+	NewRows  int `json:"new_rows,omitempty"`
 	// gap is set when the model holds a cell no output can reproduce (see
 	// "Known differences" in doc.go): a difference is then logged, not failed.
 	gap bool
@@ -34,6 +39,8 @@ type oracleResult struct {
 	Name  string   `json:"name"`
 	OK    bool     `json:"ok"`
 	Diffs []string `json:"diffs"`
+	// XtermError is set when xterm.js itself threw on the case.
+	XtermError string `json:"xterm_error"`
 }
 
 func newCase(name string, cols, rows, scrollback int, stream []byte) oracleCase {
@@ -112,6 +119,11 @@ func checkOracle(t *testing.T, cases []oracleCase) {
 		if r.OK {
 			continue
 		}
+		if r.XtermError != "" {
+			gaps++
+			t.Logf("%s: xterm.js threw, no reference: %s", r.Name, r.XtermError)
+			continue
+		}
 		if cases[i].gap {
 			gaps++
 			t.Logf("%s: known gap (a cell no output reproduces):\n  %s", r.Name, strings.Join(r.Diffs[:min(len(r.Diffs), 3)], "\n  "))
@@ -122,7 +134,7 @@ func checkOracle(t *testing.T, cases []oracleCase) {
 			t.Errorf("%s: snapshot differs from stream:\n  %s", r.Name, strings.Join(r.Diffs, "\n  "))
 		}
 	}
-	t.Logf("oracle: %d of %d cases match, %d differ in known gaps", len(res)-failed-gaps, len(res), gaps)
+	t.Logf("oracle: %d of %d cases match, %d differ in known gaps or crash xterm.js", len(res)-failed-gaps, len(res), gaps)
 }
 
 // TestOracleGenerated compares, on random streams of the sequences real
@@ -137,6 +149,45 @@ func TestOracleGenerated(t *testing.T) {
 		sb := []int{0, 5, 50}[r.IntN(3)]
 		stream := genStream(r, 50+r.IntN(400))
 		cases = append(cases, newCase(fmt.Sprintf("gen-%d(%dx%d sb%d)", seed, cols, rows, sb), cols, rows, sb, stream))
+	}
+	checkOracle(t, cases)
+}
+
+// newResizeCase is newCase with a resize to cols2 x rows2 after stream[:at].
+func newResizeCase(name string, cols, rows, scrollback int, stream []byte, at, cols2, rows2 int) oracleCase {
+	m := New(cols, rows, scrollback)
+	m.Write(stream[:at])
+	m.Resize(cols2, rows2)
+	m.Write(stream[at:])
+	return oracleCase{
+		Name: name, Cols: cols, Rows: rows, Scrollback: scrollback,
+		Stream:   base64.StdEncoding.EncodeToString(stream),
+		Snapshot: base64.StdEncoding.EncodeToString(m.Snapshot(nil)),
+		ResizeAt: at, NewCols: cols2, NewRows: rows2,
+		gap:      hasUnprintable(m),
+	}
+}
+
+// TestOracleResize compares after streams with a resize in the middle.
+func TestOracleResize(t *testing.T) {
+	var cases []oracleCase
+	for seed := uint64(1); seed <= 200; seed++ {
+		r := rand.New(rand.NewPCG(seed, 11))
+		cols := 10 + r.IntN(30)
+		rows := 2 + r.IntN(10)
+		sb := []int{0, 5, 50}[r.IntN(3)]
+		stream := genStream(r, 50+r.IntN(400))
+		at := r.IntN(len(stream) + 1)
+		cols2, rows2 := cols, rows
+		switch r.IntN(3) {
+		case 0:
+			cols2 = 10 + r.IntN(30)
+		case 1:
+			rows2 = 2 + r.IntN(10)
+		default:
+			cols2, rows2 = 10+r.IntN(30), 2+r.IntN(10)
+		}
+		cases = append(cases, newResizeCase(fmt.Sprintf("resize-%d(%dx%d->%dx%d sb%d @%d)", seed, cols, rows, cols2, rows2, sb, at), cols, rows, sb, stream, at, cols2, rows2))
 	}
 	checkOracle(t, cases)
 }

@@ -1,7 +1,8 @@
 // The reference terminal for internal/terminal/screen: reads a JSON array of
 // cases {name, cols, rows, scrollback, stream_b64, snapshot_b64} on stdin,
-// feeds each stream and each snapshot to a fresh @xterm/headless terminal of
-// that size, and prints one JSON line per case: {name, ok, diffs}, where
+// feeds each stream (resized to new_cols x new_rows after resize_at bytes
+// when given) and each snapshot to a fresh @xterm/headless terminal, and
+// prints one JSON line per case: {name, ok, diffs, xterm_error}, where
 // diffs lists (up to 20) differences in cells (characters, width, colours,
 // attributes), wrap flags, cursor, buffer, scroll region, modes, charsets,
 // saved cursor and title, for the active buffer and the normal buffer's
@@ -9,13 +10,28 @@
 'use strict';
 const { Terminal } = require('@xterm/headless');
 
-function feed(cols, rows, scrollback, data) {
+// xterm.js parses in timers, so an exception it throws (it has bugs too:
+// some resizes corrupt its line list) arrives here; it fails the case being
+// fed instead of the whole run.
+let failCurrent = null;
+process.on('uncaughtException', e => {
+  if (failCurrent) failCurrent(e);
+  else throw e;
+});
+
+function write(term, data) {
+  return new Promise((resolve, reject) => {
+    failCurrent = reject;
+    term.write(data, () => { failCurrent = null; resolve(); });
+  });
+}
+
+async function feed(cols, rows, scrollback, data) {
   const term = new Terminal({ cols, rows, scrollback, allowProposedApi: true });
   let title = null;
   term.onTitleChange(t => { title = t; });
-  return new Promise(resolve => {
-    term.write(data, () => resolve({ term, title: () => title }));
-  });
+  await write(term, data);
+  return { term, title: () => title };
 }
 
 function cellDesc(c) {
@@ -78,8 +94,20 @@ async function main() {
     const stream = Buffer.from(c.stream_b64, 'base64');
     const snap = Buffer.from(c.snapshot_b64, 'base64');
     const sb = c.scrollback ?? 1000;
-    const a = await feed(c.cols, c.rows, sb, stream);
-    const b = await feed(c.cols, c.rows, sb, snap);
+    let a, b;
+    try {
+      if (c.resize_at !== undefined) {
+        a = await feed(c.cols, c.rows, sb, stream.subarray(0, c.resize_at));
+        a.term.resize(c.new_cols, c.new_rows);
+        await write(a.term, stream.subarray(c.resize_at));
+      } else {
+        a = await feed(c.cols, c.rows, sb, stream);
+      }
+      b = await feed(c.new_cols || c.cols, c.new_rows || c.rows, sb, snap);
+    } catch (e) {
+      process.stdout.write(JSON.stringify({ name: c.name, ok: false, diffs: [], xterm_error: String(e) }) + '\n');
+      continue;
+    }
     const da = describe(a.term, a.title());
     const db = describe(b.term, b.title());
     const diffs = [];
