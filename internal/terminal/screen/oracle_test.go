@@ -164,7 +164,7 @@ func newResizeCase(name string, cols, rows, scrollback int, stream []byte, at, c
 		Stream:   base64.StdEncoding.EncodeToString(stream),
 		Snapshot: base64.StdEncoding.EncodeToString(m.Snapshot(nil)),
 		ResizeAt: at, NewCols: cols2, NewRows: rows2,
-		gap:      hasUnprintable(m),
+		gap: hasUnprintable(m),
 	}
 }
 
