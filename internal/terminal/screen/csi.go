@@ -449,6 +449,10 @@ func (m *Model) activateNormal() {
 	// Buffer.clear: the alternate screen's lines go, and with them its
 	// cursor, scroll region and tab stops (its saved cursor stays).
 	a.empty = true
+	if a.slots != a.rows { // Buffer.clear: a new line list of rows lines
+		a.alloc(a.cols, a.rows, a.rows)
+		a.count = a.rows
+	}
 	a.x, a.y = 0, 0
 	a.scrollTop, a.scrollBottom = 0, a.rows-1
 	a.resetTabs()

@@ -54,18 +54,22 @@ func newCase(name string, cols, rows, scrollback int, stream []byte) oracleCase 
 	}
 }
 
-// hasUnprintable reports whether m holds a cell whose width is not that of
-// its characters, which a snapshot sends as a blank.
+// hasUnprintable reports whether m holds what no output reproduces on a
+// fresh terminal: a cell whose width is not that of its characters or a wide
+// character in the last column (sent as blanks), or an alternate screen
+// with scrollback.
 func hasUnprintable(m *Model) bool {
 	s := serializer{m: m}
 	for _, b := range []*buffer{m.normal, m.alt} {
-		for _, c := range b.cells {
-			if c.hasContent() && !s.printable(c) {
+		for i, c := range b.cells {
+			if c.hasContent() && (!s.printable(c) || c.width() == 2 && i%b.cols == b.cols-1) {
 				return true
 			}
 		}
 	}
-	return false
+	// The alternate screen with lines scrolled off, which xterm.js keeps
+	// after a resize while it was unused: a fresh terminal's has none.
+	return m.alt.count > m.alt.rows
 }
 
 // runOracle runs the oracle over cases, or skips the test when node or the
@@ -126,7 +130,7 @@ func checkOracle(t *testing.T, cases []oracleCase) {
 		}
 		if cases[i].gap {
 			gaps++
-			t.Logf("%s: known gap (a cell no output reproduces):\n  %s", r.Name, strings.Join(r.Diffs[:min(len(r.Diffs), 3)], "\n  "))
+			t.Logf("%s: known gap (state no output reproduces):\n  %s", r.Name, strings.Join(r.Diffs[:min(len(r.Diffs), 3)], "\n  "))
 			continue
 		}
 		failed++

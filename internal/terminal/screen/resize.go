@@ -53,8 +53,20 @@ func (l *rline) trimmedLength() int {
 	return 0
 }
 
-// copyFrom is BufferLine.copyCellsFrom.
+// copyFrom is BufferLine.copyCellsFrom, including its copying of the
+// combined characters of all of src's cells from srcCol on (not only the n
+// copied), which renames combined characters of other cells of l.
 func (l *rline) copyFrom(src *rline, srcCol, destCol, n int, reverse bool) {
+	l.copyCells(src, srcCol, destCol, n, reverse)
+	for k := srcCol + n; k < len(src.c); k++ {
+		d := k - srcCol + destCol
+		if k >= 0 && d >= 0 && d < len(l.c) && src.c[k].c&isCombined != 0 && l.c[d].c&isCombined != 0 {
+			l.c[d].c = l.c[d].c&^codeMask | src.c[k].c&codeMask
+		}
+	}
+}
+
+func (l *rline) copyCells(src *rline, srcCol, destCol, n int, reverse bool) {
 	if reverse {
 		for k := n - 1; k >= 0; k-- {
 			if destCol+k >= 0 && destCol+k < len(l.c) && srcCol+k >= 0 && srcCol+k < len(src.c) {
@@ -101,8 +113,11 @@ func (b *buffer) resize(newCols, newRows, scrollback int, reflow bool) {
 	oldCols, oldRows := b.cols, b.rows
 	newSlots := newRows + scrollback
 	if b.empty {
-		// An unused alternate screen has no lines in xterm.js.
-		b.alloc(newCols, newRows, newSlots)
+		// An unused alternate screen has no lines in xterm.js, and its
+		// resize skips the trimming of its line list's capacity: after the
+		// rows shrink, it keeps lines that scroll off as scrollback until
+		// it is next left (CircularList capacity max(old, new)).
+		b.alloc(newCols, newRows, max(b.slots, newSlots))
 		b.count = newRows
 		b.scrollTop, b.scrollBottom = 0, newRows-1
 		b.resizeTabs(newCols)
