@@ -203,7 +203,7 @@ func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
 func (s *serializer) emitCells(l []cell, start int, fill uint32, cols int) {
 	for c := start; c < cols; {
 		cl := l[c]
-		if !cl.hasContent() || !s.printable(cl) || (cl.width() == 2 && c == cols-1) {
+		if !cl.hasContent() || !s.printable(cl) || (cl.width() == 2 && (c == cols-1 || !rightHalfOK(l, c))) {
 			// (A wide character cut by a resize at the last column cannot be
 			// printed there either.)
 			if cl.width() == 0 { // orphaned second half: left blank
@@ -428,9 +428,18 @@ func (s *serializer) cursor(b *buffer) {
 			s.dst = append(s.dst, "\x1b[?7l"...)
 			s.printCell(row[x])
 			s.dst = append(s.dst, "\x1b[?7h"...)
-			return
+		} else {
+			s.printCell(row[x])
 		}
-		s.printCell(row[x])
+		if b.x > b.cols {
+			// Zero-width characters printed in the pending-wrap position
+			// move xterm.js's cursor past the edge without writing: do the
+			// same, after a CSI so that they join nothing.
+			s.sgr(s.fg, s.bg, true)
+			for n := b.x - b.cols; n > 0; n-- {
+				s.dst = append(s.dst, "\u200b"...)
+			}
+		}
 	}
 }
 
@@ -627,4 +636,16 @@ func (s *serializer) setLink(n uint32) {
 		s.dst = append(s.dst, s.m.links[n]...)
 	}
 	s.dst = append(s.dst, "\x1b\\"...)
+}
+
+// rightHalfOK reports whether the wide character at l[c] can be printed:
+// its right half is the usual placeholder, or a character printed over it
+// at the end of the line with autowrap off (see afterWide). A reflow can
+// leave a blank there, which no output makes.
+func rightHalfOK(l []cell, c int) bool {
+	n := l[c+1]
+	if n.width() == 0 && !n.hasContent() {
+		return true
+	}
+	return c+1 == len(l)-1 && n.hasContent()
 }
