@@ -20,13 +20,15 @@ func (m *Model) Snapshot(dst []byte) []byte {
 		s.dst = append(s.dst, m.title...)
 		s.dst = append(s.dst, '\a')
 	}
-	s.emitBuffer(m.normal)
+	s.emitBuffer(m.normal, 0)
 	if m.active == m.alt {
 		s.bufferState(m.normal, false)
 		s.sgr(0, 0, true)
 		s.dst = append(s.dst, "\x1b[?47h\x1b[H"...)
 		s.x = 0
-		s.emitBuffer(m.alt)
+		// Only the screen: a fresh terminal's alternate screen keeps no
+		// scrollback (xterm.js's can, after a resize; see doc.go).
+		s.emitBuffer(m.alt, m.alt.count-m.alt.rows)
 	}
 	b := m.active
 	// DECRC can make the active character set differ from the designated
@@ -75,26 +77,26 @@ func (s *serializer) cha(x int) {
 // emitBuffer writes all lines of b (scrollback first) from the top left of a
 // blank screen, so that the terminal ends with the same lines in the same
 // places, wrap flags included.
-func (s *serializer) emitBuffer(b *buffer) {
+func (s *serializer) emitBuffer(b *buffer, from int) {
 	cols, rows := b.cols, b.rows
 	s.x = 0
 	var prev []cell
-	for i := 0; i < b.count; i++ {
+	for i := from; i < b.count; i++ {
 		l := b.line(i)
 		fill := uint32(0)
 		start := 0
-		if i == 0 && b.wrapped[b.slot(0)] && rows >= 2 {
+		if i == from && b.wrapped[b.slot(i)] && rows >= 2 {
 			// Only a wrap marks a line wrapped, so wrap into row 1 from a
 			// dummy row 0 and delete that row.
 			start, _ = s.wrapInto(blankLine(cols), l, rows)
 			s.sgr(s.fg, 0, false)
 			s.dst = append(s.dst, "\x1b[H\x1b[M"...)
 			s.x = 0
-		} else if i > 0 {
+		} else if i > from {
 			if b.wrapped[b.slot(i)] {
 				var wrapBg uint32
 				start, wrapBg = s.wrapInto(prev, l, rows)
-				if i >= rows { // the wrap scrolled in a line filled with wrapBg
+				if i-from >= rows { // the wrap scrolled in a line filled with wrapBg
 					fill = wrapBg
 				}
 			} else {
@@ -370,7 +372,7 @@ func (s *serializer) bufferState(b *buffer, forceSave bool) {
 	}
 	y := min(max(b.savedY-b.ybase(), 0), b.rows-1)
 	x := min(b.savedX, b.cols-1)
-	if forceSave || x != 0 || y != 0 || b.savedFg != 0 || b.savedBg != 0 || b.savedCharset != 0 {
+	if forceSave || x != 0 || y != 0 || b.savedFg != 0 || b.savedBg&^bgHasExt != 0 || b.savedCharset != 0 {
 		s.dst = append(s.dst, "\x1b["...)
 		s.dst = strconv.AppendInt(s.dst, int64(y+1), 10)
 		s.dst = append(s.dst, ';')
@@ -541,7 +543,10 @@ func (s *serializer) attrBlank(l []cell, c int, fill uint32) int {
 		s.x = c + 2
 		// Cell c+1 now holds the X: emit it explicitly.
 		n := l[c+1]
-		if !n.hasContent() && n.width() == 1 && n.fg == 0 && n.bg&^colorBits == 0 {
+		// A blank there is erased; if it has attributes too and ends the
+		// line, it gets only its background (doc.go: the last column's
+		// trick would undo this one).
+		if !n.hasContent() && n.width() == 1 && (n.fg == 0 && n.bg&^colorBits == 0 && n.c&linkMask == 0 || c+1 == cols-1) {
 			s.x = -1
 			s.cha(c + 1)
 			s.sgr(0, normColor(n.bg&colorBits), false)
