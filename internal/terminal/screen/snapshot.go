@@ -205,7 +205,7 @@ func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
 func (s *serializer) emitCells(l []cell, start int, fill uint32, cols int) {
 	for c := start; c < cols; {
 		cl := l[c]
-		if !cl.hasContent() || !s.printable(cl) || (cl.width() == 2 && (c == cols-1 || !rightHalfOK(l, c))) {
+		if s.blank(l, c) {
 			// (A wide character cut by a resize at the last column cannot be
 			// printed there either.)
 			if cl.width() == 0 { // orphaned second half: left blank
@@ -222,7 +222,8 @@ func (s *serializer) emitCells(l []cell, start int, fill uint32, cols int) {
 				continue
 			}
 			n := 1
-			for c+n < cols && !l[c+n].hasContent() && l[c+n].width() == 1 && normColor(l[c+n].bg&colorBits) == bg {
+			for c+n < cols && s.blank(l, c+n) && l[c+n].width() == 1 && normColor(l[c+n].bg&colorBits) == bg &&
+				l[c+n].fg == 0 && l[c+n].bg&^colorBits == 0 && l[c+n].c&linkMask == 0 {
 				n++
 			}
 			s.cha(c)
@@ -653,4 +654,11 @@ func rightHalfOK(l []cell, c int) bool {
 		return true
 	}
 	return c+1 == len(l)-1 && n.hasContent()
+}
+
+// blank reports whether cell c of l is sent as a blank: it is one, or no
+// output makes a cell like it (see printable and rightHalfOK).
+func (s *serializer) blank(l []cell, c int) bool {
+	cl := l[c]
+	return !cl.hasContent() || !s.printable(cl) || (cl.width() == 2 && (c == len(l)-1 || !rightHalfOK(l, c)))
 }
