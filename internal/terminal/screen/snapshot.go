@@ -569,7 +569,10 @@ func (s *serializer) attrBlank(l []cell, c int, fill uint32) int {
 	s.x = -1
 	s.cha(g)
 	prev := l[g]
-	if prev.hasContent() && prev.width() > 0 && prev.fg == cl.fg && prev.bg == cl.bg && prev.c&linkMask == cl.c&linkMask {
+	if prev.hasContent() && prev.fg == cl.fg && prev.bg == cl.bg && prev.c&linkMask == cl.c&linkMask {
+		if prev.width() == 0 {
+			s.sgr(prev.fg, prev.bg, true) // join nothing
+		}
 		s.printCell(prev)
 		s.x = c
 		return c + 1
@@ -584,7 +587,7 @@ func (s *serializer) attrBlank(l []cell, c int, fill uint32) int {
 	}
 	s.x = -1
 	s.cha(g)
-	if prev.hasContent() && prev.width() > 0 {
+	if prev.hasContent() {
 		s.sgr(prev.fg, prev.bg, true)
 		s.printCell(prev)
 	} else {
