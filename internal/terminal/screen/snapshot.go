@@ -282,6 +282,9 @@ func (s *serializer) sgr(fg, bg uint32, force bool) {
 		// the flag but not the style) shows as underlined: same as SGR 4:N.
 		fg |= fgUnderline
 	}
+	if ulStyle(bg) == 1 { // SGR 4 either way
+		bg = withULStyle(bg, 0)
+	}
 	if !force && fg == s.fg && bg == s.bg {
 		return
 	}
