@@ -109,7 +109,7 @@ func TestWriteDoesNotAllocate(t *testing.T) {
 	}
 	for _, rec := range loadCorpus(t) {
 		switch rec.name {
-		case "vim", "htop", "top", "less", "man", "tmux", "bash", "colours":
+		case "vim", "htop", "top", "less", "man", "tmux", "bash", "colours", "unicode":
 			inputs[rec.name] = struct {
 				cols, rows int
 				data       []byte

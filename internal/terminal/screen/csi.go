@@ -461,7 +461,6 @@ func (m *Model) activateNormal() {
 
 // sgr is InputHandler.charAttributes.
 func (m *Model) sgr() {
-	defer m.cellAttrs()
 	if m.nparams == 1 && m.params[0] == 0 {
 		m.fg, m.bg, m.ulStyle = 0, 0, 0
 		m.updateExtended()
@@ -534,6 +533,7 @@ func (m *Model) sgr() {
 			m.updateExtended()
 		}
 	}
+	m.cellAttrs()
 }
 
 func (m *Model) underline(style int32) {
@@ -551,6 +551,28 @@ func (m *Model) underline(style int32) {
 // extractColor is InputHandler._extractColor: SGR 38, 48 and 58 in their
 // ';' and ':' forms. It returns how many extra parameters it consumed.
 func (m *Model) extractColor(pos int) int {
+	// Fast path: the common 38;5;N and 38;2;R;G;B with no ':' forms, all
+	// parameters present (what the general code below computes for them).
+	if p := m.params[pos]; (p == 38 || p == 48) && pos+2 < m.nparams && m.subEnd[pos] == m.subStart[pos] && m.subEnd[pos+1] == m.subStart[pos+1] {
+		var color *uint32
+		if p == 38 {
+			color = &m.fg
+		} else {
+			color = &m.bg
+		}
+		switch m.params[pos+1] {
+		case 5:
+			if m.subEnd[pos+2] == m.subStart[pos+2] {
+				*color = *color&^(cmMask|0xFF) | cmP256 | uint32(m.params[pos+2]&0xFF)
+				return 2
+			}
+		case 2:
+			if pos+4 < m.nparams && m.subEnd[pos+2] == m.subStart[pos+2] && m.subEnd[pos+3] == m.subStart[pos+3] && m.subEnd[pos+4] == m.subStart[pos+4] {
+				*color = *color&^rgbMask | cmRGB | uint32(m.params[pos+2]&0xFF)<<16 | uint32(m.params[pos+3]&0xFF)<<8 | uint32(m.params[pos+4]&0xFF)
+				return 4
+			}
+		}
+	}
 	accu := [6]int32{0, 0, -1, 0, 0, 0}
 	set := func(i int, v int32) {
 		if i < len(accu) {

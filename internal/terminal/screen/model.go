@@ -125,8 +125,9 @@ type Model struct {
 	links    []string // "params;uri", index 0 unused
 	linkBits uint32
 
-	comb     []string // combined characters, indexed from cell content
-	combLive int      // entries alive after the last compaction
+	comb      []string          // combined characters, indexed from cell content
+	combIndex map[string]uint32 // comb's entries by value
+	combLive  int               // entries alive after the last compaction
 }
 
 // New returns a Model of a terminal cols wide and rows high keeping up to
@@ -178,6 +179,7 @@ func (m *Model) fullReset() {
 	m.active = m.normal
 	m.resetState()
 	m.comb = m.comb[:0]
+	clear(m.combIndex)
 	m.combLive = 0
 	m.links = m.links[:0]
 }
@@ -543,17 +545,18 @@ func b2u8(v bool) uint8 {
 // addCodepoint is BufferLine.addCodepointToCell.
 func (m *Model) addCodepoint(c *cell, cp uint32, w int) {
 	content := c.c
+	var buf [maxCombined + 8]byte
 	switch {
 	case content&isCombined != 0:
 		s := m.comb[content&codeMask]
 		if len(s)+utf8.RuneLen(rune(cp)) <= maxCombined {
-			if idx, ok := m.newComb(s + string(rune(cp))); ok {
+			if idx, ok := m.newComb(utf8.AppendRune(append(buf[:0], s...), rune(cp))); ok {
 				content = content&^codeMask | idx
 			}
 		}
 	case content&codeMask != 0:
-		s := string(rune(content&codeMask)) + string(rune(cp))
-		if idx, ok := m.newComb(s); ok {
+		b := utf8.AppendRune(utf8.AppendRune(buf[:0], rune(content&codeMask)), rune(cp))
+		if idx, ok := m.newComb(b); ok {
 			content = content&^codeMask | isCombined | idx
 		}
 	default:
@@ -567,15 +570,26 @@ func (m *Model) addCodepoint(c *cell, cp uint32, w int) {
 
 // newComb stores a combined character and returns its index, or false when
 // the table is full (the combining mark is then dropped).
-func (m *Model) newComb(s string) (uint32, bool) {
+// The same character reuses its entry (cells may share one), so a program
+// printing the same combined characters over and over does not allocate.
+func (m *Model) newComb(b []byte) (uint32, bool) {
+	if idx, ok := m.combIndex[string(b)]; ok {
+		return idx, true
+	}
 	if len(m.comb) >= 2*m.combLive+1024 || len(m.comb) >= maxCombEntries {
 		m.compactComb()
 		if len(m.comb) >= maxCombEntries {
 			return 0, false
 		}
 	}
+	s := string(b)
 	m.comb = append(m.comb, s)
-	return uint32(len(m.comb) - 1), true
+	idx := uint32(len(m.comb) - 1)
+	if m.combIndex == nil {
+		m.combIndex = make(map[string]uint32)
+	}
+	m.combIndex[s] = idx
+	return idx, true
 }
 
 // compactComb drops combined characters no cell refers to any more, so the
@@ -608,6 +622,10 @@ func (m *Model) compactComb() {
 	visit(m.alt.cells)
 	m.comb = fresh
 	m.combLive = len(fresh)
+	clear(m.combIndex)
+	for i, s := range fresh {
+		m.combIndex[s] = uint32(i)
+	}
 }
 
 // cellString appends the characters of c to dst.
@@ -1211,11 +1229,15 @@ func (m *Model) fastCSI(p []byte, i int) int {
 		switch {
 		case c >= '0' && c <= '9':
 			if !m.digitSub && !m.rejectD {
-				v := &m.params[m.nparams-1]
-				*v = int32(min(int64(*v)*10+int64(c-'0'), maxParamVal))
-			} else {
-				m.param(uint32(c))
+				// Accumulate the digits of a plain parameter at once.
+				v := int64(m.params[m.nparams-1])
+				for ; j < n && p[j] >= '0' && p[j] <= '9'; j++ {
+					v = min(v*10+int64(p[j]-'0'), maxParamVal)
+				}
+				m.params[m.nparams-1] = int32(v)
+				continue
 			}
+			m.param(uint32(c))
 		case c == ';' || c == ':':
 			m.param(uint32(c))
 		case c >= 0x20 && c < 0x30:
