@@ -291,7 +291,7 @@ func replaceCells(l []cell, start, end int, fill cell) {
 	if end < cols && end > 0 && l[end-1].width() == 2 {
 		l[end] = cell{nullContent | fill.c&linkMask, fill.fg, fill.bg}
 	}
-	for ; start < end && start < cols; start++ {
-		l[start] = fill
+	if start < end && start < cols {
+		fillLine(l[start:min(end, cols)], fill)
 	}
 }
