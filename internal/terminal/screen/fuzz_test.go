@@ -73,3 +73,36 @@ func checkBounded(t *testing.T, m *Model) {
 		t.Fatalf("title of %d bytes", len(m.title))
 	}
 }
+
+// FuzzWrite checks only that arbitrary output, resizes and snapshots never
+// panic and that the model stays bounded; FuzzModel also demands that
+// snapshots be fixed points, and stops at the first that is not.
+func FuzzWrite(f *testing.F) {
+	f.Add([]byte("\x05\x03\x02hello\x1b[?1049h\x1b[2J"), uint64(1))
+	for seed := uint64(1); seed <= 10; seed++ {
+		r := rand.New(rand.NewPCG(seed, 5))
+		f.Add(append([]byte{byte(r.IntN(40)), byte(r.IntN(12)), byte(r.IntN(3))}, genStream(r, 200)...), seed)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, seed uint64) {
+		if len(data) < 3 {
+			return
+		}
+		sb := []int{0, 3, 50}[int(data[2])%3]
+		m := New(2+int(data[0])%100, 1+int(data[1])%40, sb)
+		data = data[3:]
+		r := rand.New(rand.NewPCG(seed, 1))
+		for len(data) > 0 {
+			k := min(len(data), 1+r.IntN(64))
+			m.Write(data[:k])
+			data = data[k:]
+			if r.IntN(30) == 0 {
+				m.Resize(1+r.IntN(100), r.IntN(40))
+			}
+		}
+		checkBounded(t, m)
+		c, rw := m.Size()
+		m2 := New(c, rw, sb)
+		m2.Write(m.Snapshot(nil))
+		checkBounded(t, m2)
+	})
+}
