@@ -201,6 +201,21 @@ func (m *Model) Write(p []byte) (int, error) {
 			i = m.printRun(p, i)
 			continue
 		}
+		if m.state == stGround && b < 0x20 {
+			// The commonest controls, without the general dispatch.
+			switch b {
+			case '\n':
+				m.join = 0
+				m.lineFeed()
+				i++
+				continue
+			case '\r':
+				m.join = 0
+				m.active.x = 0
+				i++
+				continue
+			}
+		}
 		if b == 0x1B && m.state == stGround {
 			if j := m.fastCSI(p, i); j > i {
 				i = j
