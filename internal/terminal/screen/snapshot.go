@@ -406,6 +406,17 @@ func (s *serializer) bufferState(b *buffer, forceSave bool) {
 func (s *serializer) cursor(b *buffer) {
 	y := b.y
 	if s.m.origin {
+		if (b.y < b.scrollTop || b.y > b.scrollBottom) && b == s.m.normal && b.x < b.cols {
+			// In origin mode the cursor can be outside the scroll region
+			// only by coming back from the alternate screen, which passes
+			// its position on (unclamped): do the same.
+			s.dst = append(s.dst, "\x1b[?47h\x1b["...)
+			s.dst = strconv.AppendInt(s.dst, int64(b.y+1), 10)
+			s.dst = append(s.dst, ';')
+			s.dst = strconv.AppendInt(s.dst, int64(b.x+1), 10)
+			s.dst = append(s.dst, "H\x1b[?47l"...)
+			return
+		}
 		y -= b.scrollTop
 	}
 	x := b.x
@@ -413,7 +424,7 @@ func (s *serializer) cursor(b *buffer) {
 	pending := false
 	if x >= b.cols {
 		x = b.cols - 1
-		if c := row[b.cols-1]; c.hasContent() && c.width() == 1 && s.printable(c) {
+		if c := row[b.cols-1]; c.hasContent() && c.width() <= 1 && s.printable(c) {
 			pending = true
 		} else if c.width() == 0 && b.cols >= 2 && row[b.cols-2].width() == 2 && s.printable(row[b.cols-2]) {
 			x = b.cols - 2
@@ -435,6 +446,10 @@ func (s *serializer) cursor(b *buffer) {
 			s.printCell(row[x])
 			s.dst = append(s.dst, "\x1b[?7h"...)
 		} else {
+			if row[x].width() == 0 {
+				s.setLink(row[x].c >> linkShift)
+				s.sgr(row[x].fg, row[x].bg, true) // join nothing
+			}
 			s.printCell(row[x])
 		}
 		if b.x > b.cols {
