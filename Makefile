@@ -44,10 +44,12 @@ web/node_modules/.installed: web/package.json web/package-lock.json
 # Node clients some Go tests drive (the real @ag-ui/client, ...): the Go
 # tests skip them when their packages are missing, so make test installs
 # them first.
-TEST_CLIENTS := $(patsubst %/package.json,%/node_modules/.installed,$(wildcard clients/*/package.json))
+# internal/terminal/screen/oracle is xterm.js, the oracle the terminal
+# screen model is checked against.
+TEST_CLIENTS := $(patsubst %/package.json,%/node_modules/.installed,$(wildcard clients/*/package.json internal/terminal/screen/oracle/package.json))
 
-clients/%/node_modules/.installed: clients/%/package.json clients/%/package-lock.json
-	cd clients/$* && $(NPM) ci --no-audit --no-fund
+%/node_modules/.installed: %/package.json %/package-lock.json
+	cd $* && $(NPM) ci --no-audit --no-fund
 	touch $@
 
 $(BUNDLE): web/node_modules/.installed $(WEB_SOURCES)
@@ -68,4 +70,4 @@ test-web: $(BUNDLE)
 	cd web && node --test --test-concurrency=1 --test-timeout=120000 e2e/
 
 clean:
-	rm -rf internal/webui/dist/console web/node_modules clients/*/node_modules test-output tether
+	rm -rf internal/webui/dist/console web/node_modules clients/*/node_modules internal/terminal/screen/oracle/node_modules test-output tether
