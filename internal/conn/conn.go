@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +40,10 @@ const SubprotocolV1 = "tether.v1"
 // MaxBadFrames is how many frames in a row that are not JSON a connection
 // may send before it is closed with 4000.
 const MaxBadFrames = 10
+
+// DefaultMaxMessageSize is the largest frame accepted when
+// Options.MaxMessageSize is not set (gws's own default).
+const DefaultMaxMessageSize = 16 << 20
 
 // maxRateStrikes is how many messages in a row may be refused as rate
 // limited before the connection is closed with 4008.
@@ -139,6 +144,9 @@ func NewServer(v *auth.Verifier, opts Options) *Server {
 	if opts.Counter == nil {
 		opts.Counter = NewLocalCounter()
 	}
+	if opts.MaxMessageSize <= 0 {
+		opts.MaxMessageSize = DefaultMaxMessageSize
+	}
 	s := &Server{
 		opts: opts, verifier: v, log: opts.Logger, m: opts.Metrics, counter: opts.Counter,
 		conns: map[*Conn]struct{}{}, stop: make(chan struct{}), done: make(chan struct{}),
@@ -169,8 +177,10 @@ func (s *Server) Handler(ep *Endpoint) http.Handler {
 			ReadMaxPayloadSize: s.opts.MaxMessageSize,
 			CheckUtf8Enabled:   true,
 			HandshakeTimeout:   s.opts.WriteTimeout,
-			Recovery:           h.recovery,
-			NewSession:         func() gws.SessionStorage { return &connSlot{} },
+			// No Recovery: a panic in a handler unwinds to the read loop's
+			// goroutine, where serve turns it into a close of that
+			// connection alone.
+			NewSession: func() gws.SessionStorage { return &connSlot{} },
 		}
 		if p != "" {
 			opt.SubProtocols = []string{p}
@@ -280,6 +290,7 @@ type Conn struct {
 
 	session Session // set once authenticated; read loop only
 
+	finished atomic.Bool  // finish ran: the accounting is released
 	lastSeen atomic.Int64 // unix nanos of the last frame received
 	lastPing int64        // heartbeat goroutine only
 	queued   atomic.Int32
@@ -354,7 +365,7 @@ func (c *Conn) enqueue(op gws.Opcode, b []byte, typ string, control bool) bool {
 		return false
 	}
 	c.ws.Async(func() {
-		defer c.written()
+		defer c.written() // also recovers a panic of the write
 		if c.dropping.Load() {
 			return
 		}
@@ -366,9 +377,15 @@ func (c *Conn) enqueue(op gws.Opcode, b []byte, typ string, control bool) bool {
 	return true
 }
 
+// written is deferred by every queued write: it uncounts the frame and
+// wakes waiters, and turns a panic of the write into a close of this
+// connection (recover works here because written is the deferred call).
 func (c *Conn) written() {
 	c.queued.Add(-1)
 	c.signal()
+	if v := recover(); v != nil {
+		c.panicked("write", v)
+	}
 }
 
 // signal wakes every goroutine in WaitQueueBelow by closing the channel
@@ -440,6 +457,7 @@ func (c *Conn) closeWith(code int, reason string, drop bool) {
 		reason = reason[:123]
 	}
 	c.ws.Async(func() {
+		defer c.recoverPanic("close")
 		_ = c.ws.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteTimeout))
 		_ = c.ws.WriteClose(uint16(code), []byte(reason))
 	})
@@ -473,6 +491,7 @@ func (c *Conn) armExpiry(at time.Time) {
 }
 
 func (c *Conn) expire() {
+	defer c.recoverPanic("expiry")
 	c.mu.Lock()
 	live := c.claims != nil && time.Now().Before(c.claims.ExpiresAt.Add(c.srv.opts.Leeway))
 	c.mu.Unlock()
@@ -592,6 +611,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		claims = cl
 	}
 	c := &Conn{srv: s, ep: h.ep, id: s.nextID.Add(1), remote: r.RemoteAddr}
+	guard := &frameGuard{max: uint64(s.opts.MaxMessageSize), writeTimeout: s.opts.WriteTimeout, onRefuse: func(declared uint64) {
+		s.m.Closes.WithLabelValues(h.ep.Name, strconv.Itoa(protocol.CloseTooBig)).Inc()
+		s.log.Debug("frame too large", "conn", c.id, "endpoint", h.ep.Name, "declared", declared, "max", s.opts.MaxMessageSize)
+	}}
 	if claims != nil && !c.authenticate(claims) {
 		s.m.AuthFailures.WithLabelValues("too_many_connections").Inc()
 		writeHTTPError(w, http.StatusTooManyRequests, "too_many_connections", "connection limit per user reached")
@@ -601,7 +624,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.Params = h.ep.Accept(r)
 	}
 	c.Subprotocol = chooseSubprotocol(r, h.upgraders)
-	ws, err := h.upgraders[c.Subprotocol].Upgrade(w, r)
+	ws, err := h.upgraders[c.Subprotocol].Upgrade(&guardWriter{ResponseWriter: w, guard: guard}, r)
 	if err != nil {
 		c.release()
 		s.log.Debug("upgrade failed", "err", err, "remote", r.RemoteAddr)
@@ -612,7 +635,48 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.m.Handshake.Observe(time.Since(start).Seconds())
 	// The read loop runs on its own goroutine so that net/http can free the
 	// request and its buffers: idle connections stay small.
-	go ws.ReadLoop()
+	go c.serve()
+}
+
+// serve runs the connection's read loop. A panic anywhere in it (gws's
+// reader, OnOpen, OnMessage, an endpoint's Handle or Closed) closes this
+// connection alone; gws's OnClose is then skipped, so finish releases the
+// accounting here.
+func (c *Conn) serve() {
+	defer func() {
+		if v := recover(); v != nil {
+			// The close frame is queued; writing it closes the socket.
+			c.panicked("read loop", v)
+			c.finish()
+		}
+	}()
+	c.ws.ReadLoop()
+}
+
+// Go runs f on a goroutine of its own for the connection: a panic in f is
+// logged and closes this connection (1011) instead of the process.
+// Endpoints start their per-connection goroutines with it.
+func (c *Conn) Go(f func()) {
+	go func() {
+		defer c.recoverPanic("goroutine")
+		f()
+	}()
+}
+
+// recoverPanic, deferred, turns a panic into a close of the connection.
+func (c *Conn) recoverPanic(where string) {
+	if v := recover(); v != nil {
+		c.panicked(where, v)
+	}
+}
+
+// panicked logs a recovered panic with its stack, counts it, and closes
+// the connection with 1011 (the close frame goes out if the writer still
+// can; the socket is cut after 2×WriteTimeout regardless).
+func (c *Conn) panicked(where string, v any) {
+	c.srv.m.ConnectionPanics.WithLabelValues(c.ep.Name).Inc()
+	c.srv.log.Error("panic in connection", "endpoint", c.ep.Name, "conn", c.id, "in", where, "panic", v, "stack", string(debug.Stack()))
+	c.closeWith(protocol.CloseInternal, protocol.CodeInternal, true)
 }
 
 func (c *Conn) release() {
@@ -658,6 +722,7 @@ func (h *handler) OnOpen(ws *gws.Conn) {
 	}
 	c.mu.Lock()
 	c.authTimer = time.AfterFunc(s.opts.AuthTimeout, func() {
+		defer c.recoverPanic("auth timeout")
 		if c.Claims() == nil {
 			s.m.AuthFailures.WithLabelValues("auth_timeout").Inc()
 			c.Close(protocol.CloseUnauthenticated, "auth_timeout")
@@ -672,14 +737,25 @@ func (h *handler) open(c *Conn) {
 	}
 }
 
-func (h *handler) OnClose(ws *gws.Conn, err error) {
-	c := connOf(ws)
-	s := h.srv
+func (h *handler) OnClose(ws *gws.Conn, err error) { connOf(ws).finish() }
+
+// finish releases everything the connection holds, exactly once, whether
+// gws's OnClose or the read loop's panic recovery gets there: the user's
+// count and timers, the session (a panic in Closed is logged and the rest
+// still runs), the server's conns map and the open gauge.
+func (c *Conn) finish() {
+	if !c.finished.CompareAndSwap(false, true) {
+		return
+	}
+	s := c.srv
 	c.closing.Store(true)
 	c.signal()
 	c.release()
 	if c.session != nil {
-		c.session.Closed()
+		func() {
+			defer c.recoverPanic("session close")
+			c.session.Closed()
+		}()
 	}
 	s.mu.Lock()
 	_, registered := s.conns[c]
@@ -693,7 +769,7 @@ func (h *handler) OnClose(ws *gws.Conn, err error) {
 	}
 	s.mu.Unlock()
 	if registered {
-		s.m.ConnectionsOpen.WithLabelValues(h.ep.Name).Dec()
+		s.m.ConnectionsOpen.WithLabelValues(c.ep.Name).Dec()
 	}
 }
 
@@ -705,12 +781,6 @@ func (h *handler) OnPing(ws *gws.Conn, payload []byte) {
 
 func (h *handler) OnPong(ws *gws.Conn, _ []byte) {
 	connOf(ws).lastSeen.Store(time.Now().UnixNano())
-}
-
-func (h *handler) recovery(gws.Logger) {
-	if e := recover(); e != nil {
-		h.srv.log.Error("panic in message handler", "endpoint", h.ep.Name, "panic", e)
-	}
 }
 
 func (h *handler) OnMessage(ws *gws.Conn, msg *gws.Message) {

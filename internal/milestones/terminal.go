@@ -141,7 +141,7 @@ func (s *Service) open(c *conn.Conn) conn.Session {
 		st.Mode = ModeView
 	}
 	c.Send(protocol.TypeStatus, st)
-	go t.pump(c)
+	c.Go(func() { t.pump(c) })
 	return t
 }
 

@@ -156,7 +156,8 @@ func (g *guidance) watch(id string, p *plan) {
 	g.mu.Unlock()
 
 	high, low := max(g.svc.cfg.SendQueue/2, 1), max(g.svc.cfg.SendQueue/4, 1)
-	go func() {
+	// A panic in the watcher closes this connection, not the process.
+	g.c.Go(func() {
 		defer g.svc.doneWatcher()
 		defer func() {
 			cancel()
@@ -183,7 +184,7 @@ func (g *guidance) watch(id string, p *plan) {
 		if err != nil && ctx.Err() == nil {
 			g.c.Logger().Warn("watch operation", "operation", id, "err", err)
 		}
-	}()
+	})
 }
 
 func (g *guidance) stopWatch(id string) {
