@@ -1,0 +1,174 @@
+package conn
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lxzan/gws"
+
+	"github.com/tether-dev/tether/internal/auth"
+	"github.com/tether-dev/tether/internal/protocol"
+)
+
+// SubprotocolV1 is the subprotocol a browser offers next to its token
+// ("tether.v1, tether.token.<jwt>"); the server answers with it so that the
+// token is never echoed back.
+const SubprotocolV1 = "tether.v1"
+
+// handshake errors, as JSON bodies.
+type httpError struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+func writeHTTPError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(httpError{Error: code, Message: msg})
+}
+
+// originAllowed reports whether a browser request's Origin may connect.
+// Cross-site WebSocket hijacking relies on the browser sending the victim's
+// cookies or credentials from another site's page; checking Origin stops it.
+func originAllowed(r *http.Request, allowed []string) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if len(allowed) == 0 {
+		return strings.EqualFold(u.Host, r.Host)
+	}
+	for _, a := range allowed {
+		if a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// chooseSubprotocol picks the first subprotocol the client offered that the
+// endpoint speaks, ignoring the token entry.
+func chooseSubprotocol(r *http.Request, supported map[string]*gws.Upgrader) string {
+	for _, h := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(h, ",") {
+			p = strings.TrimSpace(p)
+			if p == "" || strings.HasPrefix(p, auth.SubprotocolTokenPrefix) {
+				continue
+			}
+			if _, ok := supported[p]; ok {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+// handler adapts gws events to the connection lifecycle.
+type handler struct {
+	srv       *Server
+	ep        *Endpoint
+	known     map[string]string
+	upgraders map[string]*gws.Upgrader
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	s := h.srv
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		writeHTTPError(w, http.StatusUpgradeRequired, "websocket_required", "this endpoint only accepts WebSocket connections")
+		return
+	}
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		writeHTTPError(w, http.StatusServiceUnavailable, "shutting_down", "the server is shutting down; connect to another node")
+		return
+	}
+	if !originAllowed(r, s.opts.AllowedOrigins) {
+		s.m.AuthFailures.WithLabelValues("origin_not_allowed").Inc()
+		writeHTTPError(w, http.StatusForbidden, "origin_not_allowed", "origin "+r.Header.Get("Origin")+" is not allowed")
+		return
+	}
+	var claims *auth.Claims
+	if tok, _ := auth.TokenFromRequest(r); tok != "" {
+		cl, err := s.verifier.Verify(tok)
+		if err != nil {
+			reason := auth.ReasonOf(err)
+			s.m.AuthFailures.WithLabelValues(reason).Inc()
+			writeHTTPError(w, http.StatusUnauthorized, reason, err.Error())
+			return
+		}
+		claims = cl
+	}
+	c := &Conn{srv: s, ep: h.ep, id: s.nextID.Add(1), remote: r.RemoteAddr}
+	guard := &frameGuard{max: uint64(s.opts.MaxMessageSize), writeTimeout: s.opts.WriteTimeout, onRefuse: func(declared uint64) {
+		s.m.Closes.WithLabelValues(h.ep.Name, strconv.Itoa(protocol.CloseTooBig)).Inc()
+		s.log.Debug("frame too large", "conn", c.id, "endpoint", h.ep.Name, "declared", declared, "max", s.opts.MaxMessageSize)
+	}}
+	if claims != nil && !c.authenticate(claims) {
+		s.m.AuthFailures.WithLabelValues("too_many_connections").Inc()
+		writeHTTPError(w, http.StatusTooManyRequests, "too_many_connections", "connection limit per user reached")
+		return
+	}
+	if h.ep.Accept != nil {
+		c.Params = h.ep.Accept(r)
+	}
+	c.Subprotocol = chooseSubprotocol(r, h.upgraders)
+	ws, err := h.upgraders[c.Subprotocol].Upgrade(&guardWriter{ResponseWriter: w, guard: guard}, r)
+	if err != nil {
+		c.release()
+		s.log.Debug("upgrade failed", "err", err, "remote", r.RemoteAddr)
+		return
+	}
+	c.ws = ws
+	ws.Session().Store(connKey, c)
+	s.m.Handshake.Observe(time.Since(start).Seconds())
+	// The read loop runs on its own goroutine so that net/http can free the
+	// request and its buffers: idle connections stay small.
+	go c.serve()
+}
+
+func (h *handler) OnOpen(ws *gws.Conn) {
+	c := connOf(ws)
+	s := h.srv
+	c.lastSeen.Store(time.Now().UnixNano())
+	c.lastPing = c.lastSeen.Load()
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		c.Close(protocol.CloseGoingAway, "server shutting down")
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	s.m.ConnectionsOpen.WithLabelValues(h.ep.Name).Inc()
+	s.m.Connections.WithLabelValues(h.ep.Name).Inc()
+	if c.Claims() != nil {
+		h.open(c)
+		return
+	}
+	c.mu.Lock()
+	c.authTimer = time.AfterFunc(s.opts.AuthTimeout, func() {
+		defer c.recoverPanic("auth timeout")
+		if c.Claims() == nil {
+			s.m.AuthFailures.WithLabelValues("auth_timeout").Inc()
+			c.Close(protocol.CloseUnauthenticated, "auth_timeout")
+		}
+	})
+	c.mu.Unlock()
+}
+
+func (h *handler) open(c *Conn) {
+	if h.ep.Open != nil {
+		c.session = h.ep.Open(c)
+	}
+}
