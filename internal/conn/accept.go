@@ -14,6 +14,13 @@ import (
 	"github.com/tether-dev/tether/internal/protocol"
 )
 
+// The handshake's rules, in order: a WebSocket upgrade or 426; not while
+// shutting down (503); a browser Origin that the policy allows or 403; a
+// token, if one came with the request, valid or 401 (the body carries only
+// auth.Public's sentence); the user's connection limit or 429. Only then
+// is the socket hijacked, behind the frame guard. Errors before the upgrade
+// are JSON bodies {"error","message"}; after it, WebSocket messages.
+
 // SubprotocolV1 is the subprotocol a browser offers next to its token
 // ("tether.v1, tether.token.<jwt>"); the server answers with it so that the
 // token is never echoed back.

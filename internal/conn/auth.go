@@ -7,6 +7,14 @@ import (
 	"github.com/tether-dev/tether/internal/protocol"
 )
 
+// Authentication's rules:
+//   - A connection is authenticated at the handshake or by its first
+//     message within AuthTimeout, else closed with 4001 (auth_timeout).
+//   - Authentication counts the connection against the user's limit.
+//   - Expiry is enforced on the live connection at exp plus Leeway: the
+//     server sends expired and closes with 4001. refresh (or auth with the
+//     same subject) moves exp later, never earlier.
+
 // authenticate installs claims on the connection: it counts the connection
 // against the user's limit and arms the expiry timer.
 func (c *Conn) authenticate(cl *auth.Claims) bool {

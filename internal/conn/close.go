@@ -9,6 +9,14 @@ import (
 	"github.com/tether-dev/tether/internal/protocol"
 )
 
+// Closing's rules:
+//   - Close is idempotent: the first call wins, queues the close frame
+//     after what is already queued (or drops the queue for slow consumers
+//     and shutdown), and arms a timer that cuts the socket after
+//     2×WriteTimeout whatever the peer does.
+//   - finish releases what a connection holds exactly once, whether gws's
+//     OnClose or a recovered panic gets there first.
+
 // Close sends a close frame with code and reason after the messages already
 // queued, then closes the connection. Later calls do nothing.
 func (c *Conn) Close(code int, reason string) { c.closeWith(code, reason, false) }

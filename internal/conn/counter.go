@@ -4,6 +4,9 @@ import (
 	"sync"
 )
 
+// LocalCounter is the UserCounter of a single node; a cluster passes one
+// that counts across nodes.
+
 // LocalCounter counts connections per user on this node.
 type LocalCounter struct {
 	mu sync.Mutex

@@ -8,6 +8,11 @@ import (
 	"github.com/tether-dev/tether/internal/protocol"
 )
 
+// The heartbeat's rules: one goroutine pings every connection each
+// PingInterval; a connection from which nothing arrived (no frame, no pong)
+// for IdleTimeout is closed with 4008 (idle_timeout). A client's ping is
+// answered with a pong through the send queue, after what is queued.
+
 // heartbeat pings every connection each PingInterval and closes those from
 // which nothing arrived for IdleTimeout. One goroutine serves every
 // connection, which keeps idle connections cheap.

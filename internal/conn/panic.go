@@ -6,6 +6,11 @@ import (
 	"github.com/tether-dev/tether/internal/protocol"
 )
 
+// A panic in any goroutine of a connection closes that connection alone
+// (1011, reason internal_error), is logged at error level with its stack,
+// and counted in tether_connection_panics_total. Goroutines a connection
+// starts for itself go through Conn.Go.
+
 // Go runs f on a goroutine of its own for the connection: a panic in f is
 // logged and closes this connection (1011) instead of the process.
 // Endpoints start their per-connection goroutines with it.

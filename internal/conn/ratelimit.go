@@ -4,6 +4,10 @@ import (
 	"time"
 )
 
+// The rate limit is a token bucket per connection (RateLimit messages per
+// second, burst RateBurst): a refused message gets an error rate_limited;
+// maxRateStrikes refused in a row close with 4008.
+
 // maxRateStrikes is how many messages in a row may be refused as rate
 // limited before the connection is closed with 4008.
 const maxRateStrikes = 10

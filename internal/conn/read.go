@@ -9,6 +9,16 @@ import (
 	"github.com/tether-dev/tether/internal/protocol"
 )
 
+// The read side's rules:
+//   - gws's read loop is the only caller of OnMessage, so the fields marked
+//     "read loop only" on Conn need no lock.
+//   - Before authentication only auth (and disconnect) are accepted; any
+//     other message closes with 4001.
+//   - A frame that is not JSON gets no reply; MaxBadFrames in a row close
+//     with 4000. JSON with a bad shape gets an error reply with the id.
+//   - Every message is rate limited, then handled here (auth, refresh,
+//     ping, disconnect) or passed to the endpoint's session.
+
 // MaxBadFrames is how many frames in a row that are not JSON a connection
 // may send before it is closed with 4000.
 const MaxBadFrames = 10

@@ -15,6 +15,15 @@ import (
 	"github.com/tether-dev/tether/internal/protocol"
 )
 
+// The server's rules:
+//   - One Server serves every endpoint of a node; its conns map holds each
+//     open connection from OnOpen to finish, and is the one place Shutdown
+//     and the heartbeat find them.
+//   - s.mu guards conns, closing and drained only; no I/O happens under it
+//     (Shutdown and the heartbeat copy the set, then write).
+//   - Shutdown refuses new handshakes (503), closes every connection with
+//     1001, and cuts the sockets left when its context ends.
+
 // DefaultMaxMessageSize is the largest frame accepted when
 // Options.MaxMessageSize is not set (gws's own default).
 const DefaultMaxMessageSize = 16 << 20

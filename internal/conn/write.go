@@ -11,6 +11,15 @@ import (
 	"github.com/tether-dev/tether/internal/protocol"
 )
 
+// The write side's rules:
+//   - Nothing ever blocks on a client: enqueue hands the frame to gws's
+//     write queue and returns. A connection whose queue holds SendQueue
+//     messages is closed as a slow consumer (4008); control frames (pings,
+//     pongs) do not count against it.
+//   - Producers that can hold their own backlog pace themselves with
+//     WaitQueueBelow instead of filling the queue.
+//   - Every write has a deadline of WriteTimeout.
+
 // Send encodes v as JSON and queues it; typ labels the metrics. It reports
 // false if the connection is closing or was just closed as a slow consumer.
 func (c *Conn) Send(typ string, v any) bool {
