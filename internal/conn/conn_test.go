@@ -505,6 +505,11 @@ func TestHealthReadyMetrics(t *testing.T) {
 	c := testkit.Dial(t, agentURL(n), testkit.Bearer(tok))
 	c.Send(map[string]any{"type": "ping"})
 	c.Expect("pong")
+	// A message is counted out once its write returned, which may be just
+	// after the client read it.
+	testkit.Eventually(t, "the pong counted", func() bool {
+		return strings.Contains(n.Metrics(t), `tether_messages_out_total{endpoint="agent",type="pong"} 1`)
+	})
 	m := n.Metrics(t)
 	for _, want := range []string{
 		`tether_connections_open{endpoint="agent"} 1`,
