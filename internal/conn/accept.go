@@ -1,7 +1,6 @@
 package conn
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 	"github.com/lxzan/gws"
 
 	"github.com/tether-dev/tether/internal/auth"
+	"github.com/tether-dev/tether/internal/httpapi"
 	"github.com/tether-dev/tether/internal/protocol"
 )
 
@@ -26,17 +26,14 @@ import (
 // token is never echoed back.
 const SubprotocolV1 = "tether.v1"
 
-// handshake errors, as JSON bodies.
-type httpError struct {
-	Error   string `json:"error"`
-	Message string `json:"message"`
+// httpReply answers a refused handshake with status and a JSON error body.
+func httpReply(w http.ResponseWriter, status int) func(code, message string) {
+	return func(code, message string) { httpapi.WriteError(w, status, code, message) }
 }
 
-func writeHTTPError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(httpError{Error: code, Message: msg})
-}
+// tooManyConnections is the sentence of a refusal by the per-user limit,
+// at the handshake (429) and in auth_error.
+const tooManyConnections = "connection limit per user reached"
 
 // originAllowed reports whether a browser request's Origin may connect.
 // Cross-site WebSocket hijacking relies on the browser sending the victim's
@@ -90,31 +87,26 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	s := h.srv
 	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-		writeHTTPError(w, http.StatusUpgradeRequired, "websocket_required", "this endpoint only accepts WebSocket connections")
+		httpapi.WriteError(w, http.StatusUpgradeRequired, "websocket_required", "this endpoint only accepts WebSocket connections")
 		return
 	}
 	s.mu.Lock()
 	closing := s.closing
 	s.mu.Unlock()
 	if closing {
-		writeHTTPError(w, http.StatusServiceUnavailable, "shutting_down", "the server is shutting down; connect to another node")
+		httpapi.WriteError(w, http.StatusServiceUnavailable, "shutting_down", "the server is shutting down; connect to another node")
 		return
 	}
 	if !originAllowed(r, s.opts.AllowedOrigins) {
-		s.m.AuthFailures.WithLabelValues("origin_not_allowed").Inc()
-		writeHTTPError(w, http.StatusForbidden, "origin_not_allowed", "origin "+r.Header.Get("Origin")+" is not allowed")
+		s.refuse(httpReply(w, http.StatusForbidden), "origin_not_allowed", "origin "+r.Header.Get("Origin")+" is not allowed")
 		return
 	}
 	var claims *auth.Claims
 	if tok, _ := auth.TokenFromRequest(r); tok != "" {
-		cl, err := s.verifier.Verify(tok)
-		if err != nil {
-			reason := auth.ReasonOf(err)
-			s.m.AuthFailures.WithLabelValues(reason).Inc()
-			writeHTTPError(w, http.StatusUnauthorized, reason, err.Error())
+		log := s.log.With("endpoint", h.ep.Name, "remote", r.RemoteAddr)
+		if claims = s.checkToken(tok, log, httpReply(w, http.StatusUnauthorized)); claims == nil {
 			return
 		}
-		claims = cl
 	}
 	c := &Conn{srv: s, ep: h.ep, id: s.nextID.Add(1), remote: r.RemoteAddr}
 	guard := &frameGuard{max: uint64(s.opts.MaxMessageSize), writeTimeout: s.opts.WriteTimeout, onRefuse: func(declared uint64) {
@@ -122,8 +114,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("frame too large", "conn", c.id, "endpoint", h.ep.Name, "declared", declared, "max", s.opts.MaxMessageSize)
 	}}
 	if claims != nil && !c.authenticate(claims) {
-		s.m.AuthFailures.WithLabelValues("too_many_connections").Inc()
-		writeHTTPError(w, http.StatusTooManyRequests, "too_many_connections", "connection limit per user reached")
+		s.refuse(httpReply(w, http.StatusTooManyRequests), protocol.CodeTooManyConnections, tooManyConnections)
 		return
 	}
 	if h.ep.Accept != nil {

@@ -1,6 +1,8 @@
 package conn
 
 import (
+	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/tether-dev/tether/internal/auth"
@@ -57,26 +59,65 @@ func (c *Conn) expired(now time.Time) bool {
 	return cl != nil && !now.Before(cl.ExpiresAt.Add(c.srv.opts.Leeway))
 }
 
+// refuse counts a refused authentication by its code (a metric label and
+// the code on the wire) and answers it with reply. Every refusal of the
+// handshake, auth and refresh goes through it.
+func (s *Server) refuse(reply func(code, message string), code, message string) {
+	s.m.AuthFailures.WithLabelValues(code).Inc()
+	reply(code, message)
+}
+
+// checkToken verifies tok. A refused token is counted and answered with
+// reply(reason, sentence) from auth.Public only: the verifier's detail may
+// quote the token or describe the keys, so it goes to the log at debug
+// level and never to the client.
+func (s *Server) checkToken(tok string, log *slog.Logger, reply func(code, message string)) *auth.Claims {
+	cl, err := s.verifier.Verify(tok)
+	if err != nil {
+		log.Debug("token refused", "err", err)
+		code, message := auth.Public(err)
+		s.refuse(reply, code, message)
+		return nil
+	}
+	return cl
+}
+
+// requestMessage is what a client is told of a request that could not be
+// decoded: the RequestError's own message (never its code prefix).
+func requestMessage(err error) string {
+	if re, ok := errors.AsType[*protocol.RequestError](err); ok {
+		return re.Message
+	}
+	return "the request could not be read"
+}
+
 func (h *handler) handleAuth(c *Conn, env protocol.Envelope, authed bool) {
 	s := h.srv
+	reply := func(code, message string) {
+		c.Send(protocol.TypeAuthError, protocol.AuthFailure{Type: protocol.TypeAuthError, ID: env.ID, Code: code, Message: message})
+		if code == protocol.CodeTooManyConnections {
+			c.Close(protocol.ClosePolicy, code)
+			return
+		}
+		c.Close(protocol.CloseUnauthenticated, code)
+	}
 	var req protocol.AuthRequest
 	if err := env.Into(&req); err != nil {
-		h.authFail(c, env, protocol.CodeBadRequest, err.Error())
+		s.refuse(reply, protocol.CodeBadRequest, requestMessage(err))
 		return
 	}
 	if req.Token == "" {
-		h.authFail(c, env, auth.ReasonMissingToken, "field token is required")
+		s.refuse(reply, auth.ReasonMissingToken, "field token is required")
 		return
 	}
-	cl, err := s.verifier.Verify(req.Token)
-	if err != nil {
-		h.authFail(c, env, auth.ReasonOf(err), err.Error())
+	cl := s.checkToken(req.Token, c.Logger(), reply)
+	if cl == nil {
 		return
 	}
 	if authed {
 		cur := c.Claims()
 		if cur.Subject != cl.Subject {
-			h.authFail(c, env, protocol.CodeSubjectMismatch, "this connection is authenticated as another user")
+			s.refuse(reply, protocol.CodeSubjectMismatch, "this connection is authenticated as another user")
 			return
 		}
 		c.mu.Lock()
@@ -90,34 +131,28 @@ func (h *handler) handleAuth(c *Conn, env protocol.Envelope, authed bool) {
 		return
 	}
 	if !c.authenticate(cl) {
-		s.m.AuthFailures.WithLabelValues("too_many_connections").Inc()
-		c.Send(protocol.TypeAuthError, protocol.AuthFailure{Type: protocol.TypeAuthError, ID: env.ID, Code: "too_many_connections", Message: "connection limit per user reached"})
-		c.Close(protocol.ClosePolicy, "too_many_connections")
+		s.refuse(reply, protocol.CodeTooManyConnections, tooManyConnections)
 		return
 	}
 	c.Send(protocol.TypeAuthSuccess, protocol.AuthSuccess{Type: protocol.TypeAuthSuccess, ID: env.ID, UserID: cl.Subject, ExpiresAt: cl.ExpiresAt.UTC().Format(time.RFC3339)})
 	h.open(c)
 }
 
-func (h *handler) authFail(c *Conn, env protocol.Envelope, code, msg string) {
-	h.srv.m.AuthFailures.WithLabelValues(code).Inc()
-	c.Send(protocol.TypeAuthError, protocol.AuthFailure{Type: protocol.TypeAuthError, ID: env.ID, Code: code, Message: msg})
-	c.Close(protocol.CloseUnauthenticated, code)
-}
-
+// handleRefresh replaces the connection's token; a refusal leaves the
+// connection as it was.
 func (h *handler) handleRefresh(c *Conn, env protocol.Envelope) {
-	refuse := func(code, msg string) {
-		h.srv.m.AuthFailures.WithLabelValues(code).Inc()
-		c.Send(protocol.TypeRefreshError, protocol.AuthFailure{Type: protocol.TypeRefreshError, ID: env.ID, Code: code, Message: msg})
+	s := h.srv
+	reply := func(code, message string) {
+		c.Send(protocol.TypeRefreshError, protocol.AuthFailure{Type: protocol.TypeRefreshError, ID: env.ID, Code: code, Message: message})
 	}
+	refuse := func(code, message string) { s.refuse(reply, code, message) }
 	var req protocol.AuthRequest
 	if err := env.Into(&req); err != nil {
-		refuse(protocol.CodeBadRequest, err.Error())
+		refuse(protocol.CodeBadRequest, requestMessage(err))
 		return
 	}
-	cl, err := h.srv.verifier.Verify(req.Token)
-	if err != nil {
-		refuse(auth.ReasonOf(err), err.Error())
+	cl := s.checkToken(req.Token, c.Logger(), reply)
+	if cl == nil {
 		return
 	}
 	c.mu.Lock()

@@ -23,7 +23,7 @@ func (c *Conn) Close(code int, reason string) { c.closeWith(code, reason, false)
 
 // Fail sends an error message and closes the connection with code.
 func (c *Conn) Fail(errCode string, closeCode int, message string) {
-	c.Send(protocol.TypeError, protocol.NewError(nil, errCode, message))
+	c.ReplyCode(nil, errCode, message)
 	c.Close(closeCode, errCode)
 }
 

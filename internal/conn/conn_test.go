@@ -96,22 +96,25 @@ func TestHandshakeRejections(t *testing.T) {
 	noExp, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "x", "iss": "tether-tests"}).SignedString([]byte(testkit.Secret))
 	wrongKey, _ := auth.Mint([]byte(strings.Repeat("k", 40)), auth.MintClaims{Subject: "x", TTL: time.Hour, Issuer: "tether-tests"})
 	notYet, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "x", "iss": "tether-tests", "exp": now.Add(time.Hour).Unix(), "nbf": now.Add(30 * time.Minute).Unix()}).SignedString([]byte(testkit.Secret))
+	// The body carries the fixed sentence of auth.Public, never the
+	// verifier's detail (which quotes the token's parse error).
+	const invalid = "the token is not valid"
 	cases := []struct {
-		name, token, reason string
+		name, token, reason, message string
 	}{
-		{"garbage", "invalid.jwt.token", "invalid_token"},
-		{"expired", mint(auth.MintClaims{Subject: "x", TTL: time.Minute, Now: now.Add(-2 * time.Hour)}), "token_expired"},
-		{"wrong key", wrongKey, "invalid_token"},
-		{"alg none", noneTok, "invalid_token"},
-		{"no exp", noExp, "missing_exp"},
-		{"not yet valid", notYet, "token_not_yet_valid"},
-		{"wrong issuer", testkit.Mint(t, auth.MintClaims{Subject: "x", TTL: time.Hour, Issuer: "someone-else"}), "invalid_issuer"},
+		{"garbage", "invalid.jwt.token", "invalid_token", invalid},
+		{"expired", mint(auth.MintClaims{Subject: "x", TTL: time.Minute, Now: now.Add(-2 * time.Hour)}), "token_expired", "the token has expired"},
+		{"wrong key", wrongKey, "invalid_token", invalid},
+		{"alg none", noneTok, "invalid_token", invalid},
+		{"no exp", noExp, "missing_exp", "the token has no exp claim; Tether refuses tokens that never expire"},
+		{"not yet valid", notYet, "token_not_yet_valid", "the token is not valid yet"},
+		{"wrong issuer", testkit.Mint(t, auth.MintClaims{Subject: "x", TTL: time.Hour, Issuer: "someone-else"}), "invalid_issuer", "the token's issuer is not accepted"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			status, body := testkit.DialBody(t, agentURL(n)+"?token="+tc.token, nil)
-			if status != http.StatusUnauthorized || body["error"] != tc.reason {
-				t.Fatalf("got %d %v, want 401 %s", status, body, tc.reason)
+			if status != http.StatusUnauthorized || body["error"] != tc.reason || body["message"] != tc.message {
+				t.Fatalf("got %d %v, want 401 %s %q", status, body, tc.reason, tc.message)
 			}
 		})
 	}
@@ -139,11 +142,16 @@ func TestFirstMessageAuthRefused(t *testing.T) {
 	n := testkit.Start(t, nil, nil)
 	t.Run("bad token", func(t *testing.T) {
 		c := testkit.Dial(t, agentURL(n), nil)
-		c.Send(map[string]any{"type": "auth", "token": "invalid.jwt.token"})
-		if m := c.Expect("auth_error"); m["code"] != "invalid_token" {
-			t.Fatalf("auth_error = %v", m)
+		c.Send(map[string]any{"type": "auth", "token": "invalid.jwt.token", "id": 3})
+		// Only the fixed sentence: the parser's text ("token is malformed:
+		// could not JSON decode header: …") stays in the log.
+		m := c.Expect("auth_error")
+		if got := testkit.Fields(m, "id", "code", "message"); got != `id=3 code=invalid_token message=the token is not valid ` {
+			t.Fatalf("auth_error: %s", got)
 		}
-		c.ExpectClose(4001)
+		if reason := c.ExpectClose(4001); reason != "invalid_token" {
+			t.Fatalf("close reason %q", reason)
+		}
 	})
 	t.Run("message before auth", func(t *testing.T) {
 		c := testkit.Dial(t, agentURL(n), nil)
@@ -202,7 +210,7 @@ func TestRefresh(t *testing.T) {
 		t.Fatalf("refresh with an older expiry: %v", m)
 	}
 	c.Send(map[string]any{"type": "refresh", "token": "garbage", "id": 3})
-	if m := c.Expect("refresh_error"); m["code"] != "invalid_token" {
+	if m := c.Expect("refresh_error"); m["code"] != "invalid_token" || m["message"] != "the token is not valid" {
 		t.Fatalf("refresh with garbage: %v", m)
 	}
 

@@ -68,7 +68,7 @@ func (h *handler) OnMessage(ws *gws.Conn, msg *gws.Message) {
 	defer func() { h.srv.m.MessageLatency.WithLabelValues(h.ep.Name).Observe(time.Since(now).Seconds()) }()
 
 	if !h.allow(c, now) {
-		c.Send(protocol.TypeError, protocol.NewError(env.ID, protocol.CodeRateLimited, "too many messages; slow down"))
+		c.ReplyCode(env.ID, protocol.CodeRateLimited, "too many messages; slow down")
 		if c.rateStrikes++; c.rateStrikes >= maxRateStrikes {
 			c.Close(protocol.ClosePolicy, "rate_limited")
 		}
@@ -77,13 +77,12 @@ func (h *handler) OnMessage(ws *gws.Conn, msg *gws.Message) {
 	c.rateStrikes = 0
 
 	authed := c.Claims() != nil
-	var reqErr *protocol.RequestError
-	if errors.As(err, &reqErr) {
+	if err != nil {
 		if !authed {
 			c.Close(protocol.CloseUnauthenticated, "authentication required")
 			return
 		}
-		c.Send(protocol.TypeError, protocol.NewError(env.ID, reqErr.Code, reqErr.Message))
+		c.ReplyError(env.ID, err)
 		return
 	}
 	switch env.Type {
@@ -102,7 +101,7 @@ func (h *handler) OnMessage(ws *gws.Conn, msg *gws.Message) {
 		}
 		var p protocol.PingRequest
 		if err := env.Into(&p); err != nil {
-			h.reply(c, env, err)
+			c.ReplyError(env.ID, err)
 			return
 		}
 		c.Send(protocol.TypePong, protocol.Pong{Type: protocol.TypePong, ID: env.ID, Timestamp: p.Timestamp, ServerTime: now.UTC().Format(time.RFC3339Nano)})
@@ -119,16 +118,6 @@ func (h *handler) OnMessage(ws *gws.Conn, msg *gws.Message) {
 		}
 		c.session.Handle(c, env)
 	}
-}
-
-// reply answers a request error, or an unexpected error, with an error reply.
-func (h *handler) reply(c *Conn, env protocol.Envelope, err error) {
-	var reqErr *protocol.RequestError
-	if errors.As(err, &reqErr) {
-		c.Send(protocol.TypeError, protocol.NewError(env.ID, reqErr.Code, reqErr.Message))
-		return
-	}
-	c.Send(protocol.TypeError, protocol.NewError(env.ID, protocol.CodeInternal, err.Error()))
 }
 
 func (h *handler) badFrame(c *Conn) {

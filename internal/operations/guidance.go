@@ -102,14 +102,13 @@ func (g *guidance) Handle(c *conn.Conn, env protocol.Envelope) {
 		}
 		c.Send(protocol.TypeCancelRequested, protocol.OperationReply{Type: protocol.TypeCancelRequested, ID: env.ID, OperationID: req.OperationID})
 	default:
-		c.Send(protocol.TypeError, protocol.NewError(env.ID, protocol.CodeBadRequest, "unknown message type "+env.Type))
+		c.ReplyCode(env.ID, protocol.CodeBadRequest, "unknown message type "+env.Type)
 	}
 }
 
 func (g *guidance) decode(env protocol.Envelope, v any) bool {
 	if err := env.Into(v); err != nil {
-		re := err.(*protocol.RequestError)
-		g.c.Send(protocol.TypeError, protocol.NewError(env.ID, re.Code, re.Message))
+		g.c.ReplyError(env.ID, err)
 		return false
 	}
 	return true
@@ -120,7 +119,7 @@ func (g *guidance) fail(env protocol.Envelope, opID string, err error) {
 	var e *Error
 	if !errors.As(err, &e) {
 		g.c.Logger().Error("operation request", "type", env.Type, "operation", opID, "err", err)
-		e = refuse(protocol.CodeInternal, "the request could not be completed; try again")
+		e = refuse(protocol.CodeInternal, conn.InternalErrorMessage)
 	}
 	g.c.Send(protocol.TypeOperationError, protocol.OperationError{
 		Type: protocol.TypeOperationError, ID: env.ID, OperationID: opID, Code: e.Code, Message: e.Message,
