@@ -2,7 +2,6 @@ package conn
 
 import (
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -34,29 +33,6 @@ func httpReply(w http.ResponseWriter, status int) func(code, message string) {
 // tooManyConnections is the sentence of a refusal by the per-user limit,
 // at the handshake (429) and in auth_error.
 const tooManyConnections = "connection limit per user reached"
-
-// originAllowed reports whether a browser request's Origin may connect.
-// Cross-site WebSocket hijacking relies on the browser sending the victim's
-// cookies or credentials from another site's page; checking Origin stops it.
-func originAllowed(r *http.Request, allowed []string) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	if len(allowed) == 0 {
-		return strings.EqualFold(u.Host, r.Host)
-	}
-	for _, a := range allowed {
-		if a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), origin) {
-			return true
-		}
-	}
-	return false
-}
 
 // chooseSubprotocol picks the first subprotocol the client offered that the
 // endpoint speaks, ignoring the token entry.
@@ -97,8 +73,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, http.StatusServiceUnavailable, "shutting_down", "the server is shutting down; connect to another node")
 		return
 	}
-	if !originAllowed(r, s.opts.AllowedOrigins) {
-		s.refuse(httpReply(w, http.StatusForbidden), "origin_not_allowed", "origin "+r.Header.Get("Origin")+" is not allowed")
+	if !s.origins.allows(r) {
+		s.refuse(httpReply(w, http.StatusForbidden), "origin_not_allowed", "origin "+strconv.Quote(r.Header.Get("Origin"))+" is not allowed: set --public-url or --allowed-origins")
 		return
 	}
 	var claims *auth.Claims

@@ -1,10 +1,13 @@
 package conn_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -237,11 +240,14 @@ func TestOriginCheck(t *testing.T) {
 		return &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {origin}, "Authorization": {"Bearer " + tok}}}
 	}
 	status, body := testkit.DialBody(t, agentURL(n), hdr("https://evil.example"))
-	if status != http.StatusForbidden || body["error"] != "origin_not_allowed" {
+	if status != http.StatusForbidden || body["error"] != "origin_not_allowed" ||
+		body["message"] != `origin "https://evil.example" is not allowed: set --public-url or --allowed-origins` {
 		t.Fatalf("cross-site origin: %d %v", status, body)
 	}
-	// The page served by Tether itself (same host) may connect.
+	// The page served by Tether itself on a loopback address (--dev) may
+	// connect, and so may another loopback page (a dev server).
 	testkit.Dial(t, agentURL(n), hdr(n.HTTP)).Auth(tok)
+	testkit.Dial(t, agentURL(n), hdr("http://localhost:5173")).Auth(tok)
 
 	cfg := testkit.Config(t)
 	cfg.AllowedOrigins = []string{"https://app.example.com"}
@@ -249,6 +255,84 @@ func TestOriginCheck(t *testing.T) {
 	testkit.Dial(t, agentURL(n2), hdr("https://app.example.com")).Auth(tok)
 	if status, _ := testkit.DialBody(t, agentURL(n2), hdr(n2.HTTP)); status != http.StatusForbidden {
 		t.Fatalf("origin not on the list: %d", status)
+	}
+}
+
+// rawHandshake sends a WebSocket handshake with the given Host and Origin
+// (which an HTTP client would not let a test choose) and returns the
+// status and the JSON body of the answer.
+func rawHandshake(t *testing.T, n *testkit.Node, host, origin string) (int, map[string]any) {
+	t.Helper()
+	addr := strings.TrimPrefix(n.HTTP, "http://")
+	nc, err := net.DialTimeout("tcp", addr, testkit.Timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(testkit.Timeout))
+	req := "GET /ws/agent HTTP/1.1\r\nHost: " + host + "\r\nOrigin: " + origin + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+		"Authorization: Bearer " + testkit.Token(t, "alice") + "\r\n\r\n"
+	if _, err := io.WriteString(nc, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Fatalf("%s: body: %v", resp.Status, err)
+		}
+	}
+	return resp.StatusCode, body
+}
+
+// DNS rebinding: a hostile page whose name resolves to Tether sends its own
+// name as Host and as Origin. Agreeing with each other proves nothing.
+func TestOriginPolicyDNSRebinding(t *testing.T) {
+	n := testkit.Start(t, nil, nil)
+	port := n.HTTP[strings.LastIndex(n.HTTP, ":")+1:]
+	cases := []struct {
+		name, host, origin string
+		status             int
+	}{
+		{"rebinding", "evil.example:" + port, "http://evil.example:" + port, http.StatusForbidden},
+		{"loopback page, public Host", "tether.example.com", "http://localhost:" + port, http.StatusForbidden},
+		{"loopback page, loopback Host", "localhost:" + port, "http://localhost:" + port, http.StatusSwitchingProtocols},
+		{"IPv6 loopback", "[::1]:" + port, "http://[::1]:3000", http.StatusSwitchingProtocols},
+		{"127.0.0.2 page on 127.0.0.1", "127.0.0.1:" + port, "http://127.0.0.2:" + port, http.StatusSwitchingProtocols},
+		{"no public URL configured", "tether.example.com", "https://tether.example.com", http.StatusForbidden},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := rawHandshake(t, n, tc.host, tc.origin)
+			if status != tc.status || (status == http.StatusForbidden && body["error"] != "origin_not_allowed") {
+				t.Fatalf("Host %s, Origin %s: %d %v, want %d", tc.host, tc.origin, status, body, tc.status)
+			}
+		})
+	}
+
+	// With a public URL, its origin may connect (default port or not); a
+	// loopback page may still connect on a loopback Host, nothing else.
+	cfg := testkit.Config(t)
+	cfg.PublicURL = "https://Tether.example.com/console/"
+	n2 := testkit.Start(t, cfg, nil)
+	for _, tc := range []struct {
+		host, origin string
+		status       int
+	}{
+		{"tether.example.com", "https://tether.example.com", http.StatusSwitchingProtocols},
+		{"tether.example.com", "https://tether.example.com:443", http.StatusSwitchingProtocols},
+		{"tether.example.com", "http://tether.example.com", http.StatusForbidden},
+		{"evil.example", "https://evil.example", http.StatusForbidden},
+		{"127.0.0.1", "http://localhost:8000", http.StatusSwitchingProtocols},
+	} {
+		if status, body := rawHandshake(t, n2, tc.host, tc.origin); status != tc.status {
+			t.Fatalf("public URL set; Host %s, Origin %s: %d %v, want %d", tc.host, tc.origin, status, body, tc.status)
+		}
 	}
 }
 

@@ -31,9 +31,12 @@ const DefaultMaxMessageSize = 16 << 20
 // Options configures the connection layer.
 type Options struct {
 	// AllowedOrigins lists the browser origins allowed to connect
-	// ("https://app.example.com", or "*"); empty allows only the request's
-	// own host. Requests without an Origin header (programs) are allowed.
-	AllowedOrigins  []string
+	// ("https://app.example.com", or "*"); when empty, PublicURL's origin
+	// and, on a loopback Host, loopback origins are (see origin.go).
+	// Requests without an Origin header (programs) are allowed.
+	AllowedOrigins []string
+	// PublicURL is the URL browsers reach this server at ("" if unknown).
+	PublicURL       string
 	AuthTimeout     time.Duration
 	PingInterval    time.Duration
 	IdleTimeout     time.Duration
@@ -97,6 +100,7 @@ type Session interface {
 type Server struct {
 	opts     Options
 	verifier *auth.Verifier
+	origins  originPolicy
 	log      *slog.Logger
 	m        *metrics.Metrics
 	counter  UserCounter
@@ -128,7 +132,8 @@ func NewServer(v *auth.Verifier, opts Options) *Server {
 	}
 	s := &Server{
 		opts: opts, verifier: v, log: opts.Logger, m: opts.Metrics, counter: opts.Counter,
-		conns: map[*Conn]struct{}{}, stop: make(chan struct{}), done: make(chan struct{}),
+		origins: newOriginPolicy(opts.AllowedOrigins, opts.PublicURL),
+		conns:   map[*Conn]struct{}{}, stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	go s.heartbeat()
 	return s
