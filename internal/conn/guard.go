@@ -177,7 +177,9 @@ func (g *frameGuard) refuse() {
 		frame := make([]byte, 0, 4+len(closeTooLargeReason))
 		frame = append(frame, 0x88, byte(2+len(closeTooLargeReason)), 1009>>8, 1009&0xff)
 		frame = append(frame, closeTooLargeReason...)
-		_ = g.Conn.SetWriteDeadline(time.Now().Add(g.writeTimeout))
+		if g.writeTimeout > 0 {
+			_ = g.Conn.SetWriteDeadline(time.Now().Add(g.writeTimeout))
+		}
 		_, _ = g.Conn.Write(frame)
 	}
 	g.wmu.Unlock()
