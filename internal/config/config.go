@@ -14,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"regexp"
 	"sort"
@@ -51,6 +52,7 @@ type Config struct {
 	JWTLeeway    time.Duration
 
 	AllowedOrigins []string
+	PublicURL      string
 
 	AuthTimeout     time.Duration
 	PingInterval    time.Duration
@@ -127,7 +129,8 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.JWTIssuer, "jwt-issuer", c.JWTIssuer, "required iss claim (optional)")
 	fs.StringVar(&c.JWTAudience, "jwt-audience", c.JWTAudience, "required aud claim (optional)")
 	fs.DurationVar(&c.JWTLeeway, "jwt-leeway", c.JWTLeeway, "clock skew allowed when checking exp, nbf and iat")
-	fs.Var((*listValue)(&c.AllowedOrigins), "allowed-origins", "comma-separated browser origins allowed to connect, or * (default: the request's own host)")
+	fs.Var((*listValue)(&c.AllowedOrigins), "allowed-origins", "comma-separated browser origins allowed to connect, or * (default: --public-url's origin, and loopback pages on a loopback address)")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "the URL browsers reach Tether at (https://tether.example.com); pages of its origin may connect")
 	fs.DurationVar(&c.AuthTimeout, "auth-timeout", c.AuthTimeout, "how long a connection without a token may take to send its auth message")
 	fs.DurationVar(&c.PingInterval, "ping-interval", c.PingInterval, "interval between server WebSocket pings")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "close a connection from which nothing (not even a pong) arrived for this long")
@@ -390,6 +393,16 @@ func (c *Config) Validate() error {
 	}
 	if c.ClusterDeadAfter < 0 || (c.ClusterDeadAfter > 0 && c.ClusterDeadAfter <= c.ClusterHeartbeat) {
 		errs = append(errs, fmt.Errorf("cluster-dead-after (%s) must be longer than cluster-heartbeat (%s), or 0 for three heartbeats", c.ClusterDeadAfter, c.ClusterHeartbeat))
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			errs = append(errs, fmt.Errorf("public-url %q must be an http or https URL with a host", c.PublicURL))
+		}
+	}
+	for _, o := range c.AllowedOrigins {
+		if u, err := url.Parse(o); o != "*" && (err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https")) {
+			errs = append(errs, fmt.Errorf("allowed-origins: %q is not * or an origin such as https://app.example.com", o))
+		}
 	}
 	if c.MaxMessageSize < 1024 {
 		errs = append(errs, errors.New("max-message-size must be at least 1KiB"))

@@ -1,10 +1,13 @@
 package conn_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -96,22 +99,25 @@ func TestHandshakeRejections(t *testing.T) {
 	noExp, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "x", "iss": "tether-tests"}).SignedString([]byte(testkit.Secret))
 	wrongKey, _ := auth.Mint([]byte(strings.Repeat("k", 40)), auth.MintClaims{Subject: "x", TTL: time.Hour, Issuer: "tether-tests"})
 	notYet, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "x", "iss": "tether-tests", "exp": now.Add(time.Hour).Unix(), "nbf": now.Add(30 * time.Minute).Unix()}).SignedString([]byte(testkit.Secret))
+	// The body carries the fixed sentence of auth.Public, never the
+	// verifier's detail (which quotes the token's parse error).
+	const invalid = "the token is not valid"
 	cases := []struct {
-		name, token, reason string
+		name, token, reason, message string
 	}{
-		{"garbage", "invalid.jwt.token", "invalid_token"},
-		{"expired", mint(auth.MintClaims{Subject: "x", TTL: time.Minute, Now: now.Add(-2 * time.Hour)}), "token_expired"},
-		{"wrong key", wrongKey, "invalid_token"},
-		{"alg none", noneTok, "invalid_token"},
-		{"no exp", noExp, "missing_exp"},
-		{"not yet valid", notYet, "token_not_yet_valid"},
-		{"wrong issuer", testkit.Mint(t, auth.MintClaims{Subject: "x", TTL: time.Hour, Issuer: "someone-else"}), "invalid_issuer"},
+		{"garbage", "invalid.jwt.token", "invalid_token", invalid},
+		{"expired", mint(auth.MintClaims{Subject: "x", TTL: time.Minute, Now: now.Add(-2 * time.Hour)}), "token_expired", "the token has expired"},
+		{"wrong key", wrongKey, "invalid_token", invalid},
+		{"alg none", noneTok, "invalid_token", invalid},
+		{"no exp", noExp, "missing_exp", "the token has no exp claim; Tether refuses tokens that never expire"},
+		{"not yet valid", notYet, "token_not_yet_valid", "the token is not valid yet"},
+		{"wrong issuer", testkit.Mint(t, auth.MintClaims{Subject: "x", TTL: time.Hour, Issuer: "someone-else"}), "invalid_issuer", "the token's issuer is not accepted"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			status, body := testkit.DialBody(t, agentURL(n)+"?token="+tc.token, nil)
-			if status != http.StatusUnauthorized || body["error"] != tc.reason {
-				t.Fatalf("got %d %v, want 401 %s", status, body, tc.reason)
+			if status != http.StatusUnauthorized || body["error"] != tc.reason || body["message"] != tc.message {
+				t.Fatalf("got %d %v, want 401 %s %q", status, body, tc.reason, tc.message)
 			}
 		})
 	}
@@ -139,11 +145,16 @@ func TestFirstMessageAuthRefused(t *testing.T) {
 	n := testkit.Start(t, nil, nil)
 	t.Run("bad token", func(t *testing.T) {
 		c := testkit.Dial(t, agentURL(n), nil)
-		c.Send(map[string]any{"type": "auth", "token": "invalid.jwt.token"})
-		if m := c.Expect("auth_error"); m["code"] != "invalid_token" {
-			t.Fatalf("auth_error = %v", m)
+		c.Send(map[string]any{"type": "auth", "token": "invalid.jwt.token", "id": 3})
+		// Only the fixed sentence: the parser's text ("token is malformed:
+		// could not JSON decode header: …") stays in the log.
+		m := c.Expect("auth_error")
+		if got := testkit.Fields(m, "id", "code", "message"); got != `id=3 code=invalid_token message=the token is not valid ` {
+			t.Fatalf("auth_error: %s", got)
 		}
-		c.ExpectClose(4001)
+		if reason := c.ExpectClose(4001); reason != "invalid_token" {
+			t.Fatalf("close reason %q", reason)
+		}
 	})
 	t.Run("message before auth", func(t *testing.T) {
 		c := testkit.Dial(t, agentURL(n), nil)
@@ -202,7 +213,7 @@ func TestRefresh(t *testing.T) {
 		t.Fatalf("refresh with an older expiry: %v", m)
 	}
 	c.Send(map[string]any{"type": "refresh", "token": "garbage", "id": 3})
-	if m := c.Expect("refresh_error"); m["code"] != "invalid_token" {
+	if m := c.Expect("refresh_error"); m["code"] != "invalid_token" || m["message"] != "the token is not valid" {
 		t.Fatalf("refresh with garbage: %v", m)
 	}
 
@@ -229,11 +240,14 @@ func TestOriginCheck(t *testing.T) {
 		return &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {origin}, "Authorization": {"Bearer " + tok}}}
 	}
 	status, body := testkit.DialBody(t, agentURL(n), hdr("https://evil.example"))
-	if status != http.StatusForbidden || body["error"] != "origin_not_allowed" {
+	if status != http.StatusForbidden || body["error"] != "origin_not_allowed" ||
+		body["message"] != `origin "https://evil.example" is not allowed: set --public-url or --allowed-origins` {
 		t.Fatalf("cross-site origin: %d %v", status, body)
 	}
-	// The page served by Tether itself (same host) may connect.
+	// The page served by Tether itself on a loopback address (--dev) may
+	// connect, and so may another loopback page (a dev server).
 	testkit.Dial(t, agentURL(n), hdr(n.HTTP)).Auth(tok)
+	testkit.Dial(t, agentURL(n), hdr("http://localhost:5173")).Auth(tok)
 
 	cfg := testkit.Config(t)
 	cfg.AllowedOrigins = []string{"https://app.example.com"}
@@ -241,6 +255,84 @@ func TestOriginCheck(t *testing.T) {
 	testkit.Dial(t, agentURL(n2), hdr("https://app.example.com")).Auth(tok)
 	if status, _ := testkit.DialBody(t, agentURL(n2), hdr(n2.HTTP)); status != http.StatusForbidden {
 		t.Fatalf("origin not on the list: %d", status)
+	}
+}
+
+// rawHandshake sends a WebSocket handshake with the given Host and Origin
+// (which an HTTP client would not let a test choose) and returns the
+// status and the JSON body of the answer.
+func rawHandshake(t *testing.T, n *testkit.Node, host, origin string) (int, map[string]any) {
+	t.Helper()
+	addr := strings.TrimPrefix(n.HTTP, "http://")
+	nc, err := net.DialTimeout("tcp", addr, testkit.Timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(testkit.Timeout))
+	req := "GET /ws/agent HTTP/1.1\r\nHost: " + host + "\r\nOrigin: " + origin + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+		"Authorization: Bearer " + testkit.Token(t, "alice") + "\r\n\r\n"
+	if _, err := io.WriteString(nc, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Fatalf("%s: body: %v", resp.Status, err)
+		}
+	}
+	return resp.StatusCode, body
+}
+
+// DNS rebinding: a hostile page whose name resolves to Tether sends its own
+// name as Host and as Origin. Agreeing with each other proves nothing.
+func TestOriginPolicyDNSRebinding(t *testing.T) {
+	n := testkit.Start(t, nil, nil)
+	port := n.HTTP[strings.LastIndex(n.HTTP, ":")+1:]
+	cases := []struct {
+		name, host, origin string
+		status             int
+	}{
+		{"rebinding", "evil.example:" + port, "http://evil.example:" + port, http.StatusForbidden},
+		{"loopback page, public Host", "tether.example.com", "http://localhost:" + port, http.StatusForbidden},
+		{"loopback page, loopback Host", "localhost:" + port, "http://localhost:" + port, http.StatusSwitchingProtocols},
+		{"IPv6 loopback", "[::1]:" + port, "http://[::1]:3000", http.StatusSwitchingProtocols},
+		{"127.0.0.2 page on 127.0.0.1", "127.0.0.1:" + port, "http://127.0.0.2:" + port, http.StatusSwitchingProtocols},
+		{"no public URL configured", "tether.example.com", "https://tether.example.com", http.StatusForbidden},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := rawHandshake(t, n, tc.host, tc.origin)
+			if status != tc.status || (status == http.StatusForbidden && body["error"] != "origin_not_allowed") {
+				t.Fatalf("Host %s, Origin %s: %d %v, want %d", tc.host, tc.origin, status, body, tc.status)
+			}
+		})
+	}
+
+	// With a public URL, its origin may connect (default port or not); a
+	// loopback page may still connect on a loopback Host, nothing else.
+	cfg := testkit.Config(t)
+	cfg.PublicURL = "https://Tether.example.com/console/"
+	n2 := testkit.Start(t, cfg, nil)
+	for _, tc := range []struct {
+		host, origin string
+		status       int
+	}{
+		{"tether.example.com", "https://tether.example.com", http.StatusSwitchingProtocols},
+		{"tether.example.com", "https://tether.example.com:443", http.StatusSwitchingProtocols},
+		{"tether.example.com", "http://tether.example.com", http.StatusForbidden},
+		{"evil.example", "https://evil.example", http.StatusForbidden},
+		{"127.0.0.1", "http://localhost:8000", http.StatusSwitchingProtocols},
+	} {
+		if status, body := rawHandshake(t, n2, tc.host, tc.origin); status != tc.status {
+			t.Fatalf("public URL set; Host %s, Origin %s: %d %v, want %d", tc.host, tc.origin, status, body, tc.status)
+		}
 	}
 }
 
@@ -505,6 +597,11 @@ func TestHealthReadyMetrics(t *testing.T) {
 	c := testkit.Dial(t, agentURL(n), testkit.Bearer(tok))
 	c.Send(map[string]any{"type": "ping"})
 	c.Expect("pong")
+	// A message is counted out once its write returned, which may be just
+	// after the client read it.
+	testkit.Eventually(t, "the pong counted", func() bool {
+		return strings.Contains(n.Metrics(t), `tether_messages_out_total{endpoint="agent",type="pong"} 1`)
+	})
 	m := n.Metrics(t)
 	for _, want := range []string{
 		`tether_connections_open{endpoint="agent"} 1`,

@@ -67,7 +67,7 @@ func (s *session) Handle(c *conn.Conn, env protocol.Envelope) {
 			if _, ok := s.chans[req.Channel]; !ok {
 				if len(s.chans) >= s.svc.MaxChannels {
 					s.mu.Unlock()
-					s.error(env, protocol.CodeBadRequest, fmt.Sprintf("at most %d channels per connection", s.svc.MaxChannels))
+					s.c.ReplyCode(env.ID, protocol.CodeBadRequest, fmt.Sprintf("at most %d channels per connection", s.svc.MaxChannels))
 					return
 				}
 				s.chans[req.Channel] = struct{}{}
@@ -92,7 +92,7 @@ func (s *session) Handle(c *conn.Conn, env protocol.Envelope) {
 		cancel()
 		if err != nil {
 			c.Logger().Error("publish", "channel", req.Channel, "err", err)
-			s.error(env, protocol.CodeInternal, "the message could not be stored; try again")
+			s.c.ReplyCode(env.ID, protocol.CodeInternal, "the message could not be stored; try again")
 			return
 		}
 		c.Send(protocol.TypePublished, protocol.ChannelReply{Type: protocol.TypePublished, ID: env.ID, Channel: req.Channel, Seq: seq})
@@ -112,7 +112,7 @@ func (s *session) Handle(c *conn.Conn, env protocol.Envelope) {
 		}.AppendJSON(make([]byte, 0, len(env.Raw)+160))
 		if err := s.svc.NC.Publish(InboxPrefix+backbone.SubjectToken(c.UserID()), in); err != nil {
 			c.Logger().Error("forward to inbox", "err", err)
-			s.error(env, protocol.CodeInternal, "the message could not be forwarded; try again")
+			s.c.ReplyCode(env.ID, protocol.CodeInternal, "the message could not be forwarded; try again")
 			return
 		}
 		ack := protocol.MessageAck{Type: protocol.TypeMessageAck, ID: env.ID, Status: "received", Content: content}
@@ -122,8 +122,7 @@ func (s *session) Handle(c *conn.Conn, env protocol.Envelope) {
 
 func (s *session) decode(env protocol.Envelope, v any) bool {
 	if err := env.Into(v); err != nil {
-		re := err.(*protocol.RequestError)
-		s.error(env, re.Code, re.Message)
+		s.c.ReplyError(env.ID, err)
 		return false
 	}
 	return true
@@ -131,18 +130,14 @@ func (s *session) decode(env protocol.Envelope, v any) bool {
 
 func (s *session) checkChannel(env protocol.Envelope, ch string) bool {
 	if !channels.ValidName(ch) {
-		s.error(env, protocol.CodeInvalidChannel, "channel must be 1 to 255 printable ASCII characters without spaces, * or >")
+		s.c.ReplyCode(env.ID, protocol.CodeInvalidChannel, "channel must be 1 to 255 printable ASCII characters without spaces, * or >")
 		return false
 	}
 	if !channels.Allowed(s.c.Claims(), ch) {
-		s.error(env, protocol.CodeForbidden, "not allowed to use channel "+ch)
+		s.c.ReplyCode(env.ID, protocol.CodeForbidden, "not allowed to use channel "+ch)
 		return false
 	}
 	return true
-}
-
-func (s *session) error(env protocol.Envelope, code, msg string) {
-	s.c.Send(protocol.TypeError, protocol.NewError(env.ID, code, msg))
 }
 
 func (s *session) Closed() {

@@ -24,9 +24,12 @@ type Metrics struct {
 	SendQueueDrops  *prometheus.CounterVec // endpoint: connections closed as slow consumers
 	BadFrames       *prometheus.CounterVec // endpoint: frames that were not JSON
 	Closes          *prometheus.CounterVec // endpoint, code
-	Handshake       prometheus.Histogram
-	MessageLatency  *prometheus.HistogramVec // endpoint
-	Info            *prometheus.GaugeVec     // node
+	// ConnectionPanics counts panics recovered in a connection's
+	// goroutines; each closed that connection alone.
+	ConnectionPanics *prometheus.CounterVec // endpoint
+	Handshake        prometheus.Histogram
+	MessageLatency   *prometheus.HistogramVec // endpoint
+	Info             *prometheus.GaugeVec     // node
 
 	inCache  sync.Map // [2]string → prometheus.Counter
 	outCache sync.Map
@@ -63,6 +66,9 @@ func New(node string) *Metrics {
 		Closes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tether_closes_total", Help: "Connections closed by the server, by close code.",
 		}, []string{"endpoint", "code"}),
+		ConnectionPanics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tether_connection_panics_total", Help: "Panics recovered in a connection's goroutines; each closed that connection (1011).",
+		}, []string{"endpoint"}),
 		Handshake: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "tether_handshake_seconds", Help: "Time from request to upgraded connection, authentication included.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
@@ -83,6 +89,7 @@ func New(node string) *Metrics {
 	f(m.SendQueueDrops)
 	f(m.BadFrames)
 	f(m.Closes)
+	f(m.ConnectionPanics)
 	f(m.Handshake)
 	f(m.MessageLatency)
 	f(m.Info)

@@ -141,7 +141,7 @@ func (s *Service) open(c *conn.Conn) conn.Session {
 		st.Mode = ModeView
 	}
 	c.Send(protocol.TypeStatus, st)
-	go t.pump(c)
+	c.Go(func() { t.pump(c) })
 	return t
 }
 
@@ -226,63 +226,62 @@ func (t *termSession) Handle(c *conn.Conn, env protocol.Envelope) {
 		}
 		var req protocol.InputRequest
 		if err := env.Into(&req); err != nil {
-			t.reqError(c, env, err)
+			c.ReplyError(env.ID, err)
 			return
 		}
 		t.input(c, env.ID, []byte(req.Data))
 	case protocol.TypeResize:
 		if t.view {
-			t.fail(c, env, protocol.CodeReadOnly, "this client attached with mode=view")
+			c.ReplyCode(env.ID, protocol.CodeReadOnly, "this client attached with mode=view")
 			return
 		}
 		var req protocol.ResizeRequest
 		if err := env.Into(&req); err != nil {
-			t.reqError(c, env, err)
+			c.ReplyError(env.ID, err)
 			return
 		}
 		if req.Cols < 1 || req.Cols > terminal.MaxCols || req.Rows < 1 || req.Rows > terminal.MaxRows {
-			t.fail(c, env, protocol.CodeInvalidSize, "cols must be 1-1000 and rows 1-500")
+			c.ReplyCode(env.ID, protocol.CodeInvalidSize, "cols must be 1-1000 and rows 1-500")
 			return
 		}
 		// The most recent resize wins; the session tells every client.
 		if code := t.src.resize(uint16(req.Cols), uint16(req.Rows)); code != "" {
-			t.fail(c, env, code, messages[code])
+			c.ReplyCode(env.ID, code, messages[code])
 		}
 	case protocol.TypeSignal:
 		if t.view {
-			t.fail(c, env, protocol.CodeReadOnly, "this client attached with mode=view")
+			c.ReplyCode(env.ID, protocol.CodeReadOnly, "this client attached with mode=view")
 			return
 		}
 		var req protocol.SignalRequest
 		if err := env.Into(&req); err != nil {
-			t.reqError(c, env, err)
+			c.ReplyError(env.ID, err)
 			return
 		}
 		if _, ok := signals[req.Signal]; !ok {
-			t.fail(c, env, protocol.CodeInvalidSignal, messages[protocol.CodeInvalidSignal])
+			c.ReplyCode(env.ID, protocol.CodeInvalidSignal, messages[protocol.CodeInvalidSignal])
 			return
 		}
 		if code := t.src.signal(req.Signal); code != "" {
-			t.fail(c, env, code, messages[code])
+			c.ReplyCode(env.ID, code, messages[code])
 		}
 	default:
-		t.fail(c, env, protocol.CodeBadRequest, "unknown message type "+strconv.Quote(env.Type))
+		c.ReplyCode(env.ID, protocol.CodeBadRequest, "unknown message type "+strconv.Quote(env.Type))
 	}
 }
 
 // input writes to the terminal; id is nil for binary input frames.
 func (t *termSession) input(c *conn.Conn, id []byte, data []byte) {
-	env := protocol.Envelope{ID: id}
 	switch {
 	case t.view:
-		t.fail(c, env, protocol.CodeReadOnly, "this client attached with mode=view")
+		c.ReplyCode(id, protocol.CodeReadOnly, "this client attached with mode=view")
 		return
 	case len(data) > protocol.MaxInputBytes:
-		t.fail(c, env, protocol.CodeInputTooLarge, "input is limited to 64 KiB per message; nothing was written")
+		c.ReplyCode(id, protocol.CodeInputTooLarge, "input is limited to 64 KiB per message; nothing was written")
 		return
 	}
 	if code := t.src.input(data); code != "" {
-		t.fail(c, env, code, messages[code])
+		c.ReplyCode(id, code, messages[code])
 	}
 }
 
@@ -292,19 +291,6 @@ var messages = map[string]string{
 	protocol.CodeSessionEnded:  "the program has ended",
 	protocol.CodeInvalidSignal: "signal must be one of SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGKILL, SIGTSTP, SIGCONT, SIGUSR1, SIGUSR2",
 	protocol.CodeNodeDown:      "the node running this terminal is unreachable",
-}
-
-func (t *termSession) reqError(c *conn.Conn, env protocol.Envelope, err error) {
-	var re *protocol.RequestError
-	if errors.As(err, &re) {
-		t.fail(c, env, re.Code, re.Message)
-		return
-	}
-	t.fail(c, env, protocol.CodeBadRequest, err.Error())
-}
-
-func (t *termSession) fail(c *conn.Conn, env protocol.Envelope, code, msg string) {
-	c.Send(protocol.TypeError, protocol.NewError(env.ID, code, msg))
 }
 
 func (t *termSession) Closed() {

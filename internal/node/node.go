@@ -144,7 +144,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (n *Node, er
 		counter = uc
 	}
 	n.Conns = conn.NewServer(n.Verifier, conn.Options{
-		Counter: counter, AllowedOrigins: cfg.AllowedOrigins, AuthTimeout: cfg.AuthTimeout, PingInterval: cfg.PingInterval,
+		Counter: counter, AllowedOrigins: cfg.AllowedOrigins, PublicURL: cfg.PublicURL, AuthTimeout: cfg.AuthTimeout, PingInterval: cfg.PingInterval,
 		IdleTimeout: cfg.IdleTimeout, WriteTimeout: cfg.WriteTimeout, MaxMessageSize: int(cfg.MaxMessageSize),
 		SendQueue: cfg.SendQueue, MaxConnsPerUser: cfg.MaxConnsPerUser, RateLimit: cfg.RateLimit,
 		RateBurst: cfg.RateBurst, Logger: log.With("component", "conn"), Metrics: n.Metrics, Leeway: cfg.JWTLeeway,

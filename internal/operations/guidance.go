@@ -102,14 +102,13 @@ func (g *guidance) Handle(c *conn.Conn, env protocol.Envelope) {
 		}
 		c.Send(protocol.TypeCancelRequested, protocol.OperationReply{Type: protocol.TypeCancelRequested, ID: env.ID, OperationID: req.OperationID})
 	default:
-		c.Send(protocol.TypeError, protocol.NewError(env.ID, protocol.CodeBadRequest, "unknown message type "+env.Type))
+		c.ReplyCode(env.ID, protocol.CodeBadRequest, "unknown message type "+env.Type)
 	}
 }
 
 func (g *guidance) decode(env protocol.Envelope, v any) bool {
 	if err := env.Into(v); err != nil {
-		re := err.(*protocol.RequestError)
-		g.c.Send(protocol.TypeError, protocol.NewError(env.ID, re.Code, re.Message))
+		g.c.ReplyError(env.ID, err)
 		return false
 	}
 	return true
@@ -120,7 +119,7 @@ func (g *guidance) fail(env protocol.Envelope, opID string, err error) {
 	var e *Error
 	if !errors.As(err, &e) {
 		g.c.Logger().Error("operation request", "type", env.Type, "operation", opID, "err", err)
-		e = refuse(protocol.CodeInternal, "the request could not be completed; try again")
+		e = refuse(protocol.CodeInternal, conn.InternalErrorMessage)
 	}
 	g.c.Send(protocol.TypeOperationError, protocol.OperationError{
 		Type: protocol.TypeOperationError, ID: env.ID, OperationID: opID, Code: e.Code, Message: e.Message,
@@ -156,7 +155,8 @@ func (g *guidance) watch(id string, p *plan) {
 	g.mu.Unlock()
 
 	high, low := max(g.svc.cfg.SendQueue/2, 1), max(g.svc.cfg.SendQueue/4, 1)
-	go func() {
+	// A panic in the watcher closes this connection, not the process.
+	g.c.Go(func() {
 		defer g.svc.doneWatcher()
 		defer func() {
 			cancel()
@@ -184,7 +184,7 @@ func (g *guidance) watch(id string, p *plan) {
 		if err != nil && ctx.Err() == nil {
 			g.c.Logger().Warn("watch operation", "operation", id, "err", err)
 		}
-	}()
+	})
 }
 
 func (g *guidance) stopWatch(id string) {

@@ -140,8 +140,7 @@ func (s *Service) WorkerEndpoint() *conn.Endpoint {
 			protocol.TypeCompleted, protocol.TypeFailed, protocol.TypeCancelled},
 		Open: func(c *conn.Conn) conn.Session {
 			if !c.Claims().HasRole(auth.RoleAgent) {
-				c.Send(protocol.TypeError, protocol.NewError(nil, protocol.CodeForbidden, "workers need a token with the agent role"))
-				c.Close(protocol.CloseForbidden, protocol.CodeForbidden)
+				c.Fail(protocol.CodeForbidden, protocol.CloseForbidden, "workers need a token with the agent role")
 				return nil
 			}
 			return &worker{svc: s, c: c, agents: map[string][]string{}, ops: map[string]*operation{}}
@@ -195,32 +194,31 @@ func (w *worker) Handle(c *conn.Conn, env protocol.Envelope) {
 	}
 	var ev protocol.WorkerEvent
 	if err := env.Into(&ev); err != nil {
-		re := err.(*protocol.RequestError)
-		w.error(env, re.Code, re.Message)
+		w.c.ReplyError(env.ID, err)
 		return
 	}
 	switch env.Type {
 	case protocol.TypeProgress, protocol.TypeLog, protocol.TypeCompleted, protocol.TypeFailed, protocol.TypeCancelled:
 	default:
-		w.error(env, protocol.CodeBadRequest, "unknown message type "+env.Type)
+		w.c.ReplyCode(env.ID, protocol.CodeBadRequest, "unknown message type "+env.Type)
 		return
 	}
 	w.mu.Lock()
 	o := w.ops[ev.OperationID]
 	w.mu.Unlock()
 	if o == nil {
-		w.error(env, protocol.CodeNotFound, fmt.Sprintf("operation %q is not assigned to this worker (or has ended)", ev.OperationID))
+		w.c.ReplyCode(env.ID, protocol.CodeNotFound, fmt.Sprintf("operation %q is not assigned to this worker (or has ended)", ev.OperationID))
 		return
 	}
 	if len(env.Raw) > w.svc.cfg.MaxEventBytes {
-		w.error(env, protocol.CodeBadRequest, fmt.Sprintf("an event may be at most %d bytes", w.svc.cfg.MaxEventBytes))
+		w.c.ReplyCode(env.ID, protocol.CodeBadRequest, fmt.Sprintf("an event may be at most %d bytes", w.svc.cfg.MaxEventBytes))
 		return
 	}
 	var err error
 	switch env.Type {
 	case protocol.TypeProgress:
 		if ev.Progress != nil && (*ev.Progress < 0 || *ev.Progress > 100) {
-			w.error(env, protocol.CodeBadRequest, "progress must be a number from 0 to 100")
+			w.c.ReplyCode(env.ID, protocol.CodeBadRequest, "progress must be a number from 0 to 100")
 			return
 		}
 		err = o.progress(ev.Progress, ev.Message, ev.Step, ev.Data)
@@ -243,44 +241,43 @@ func (w *worker) Handle(c *conn.Conn, env protocol.Envelope) {
 	}
 	switch {
 	case errors.Is(err, errRateLimited):
-		w.error(env, protocol.CodeRateLimited, "the operation sent too many events and was failed")
+		w.c.ReplyCode(env.ID, protocol.CodeRateLimited, "the operation sent too many events and was failed")
 	case errors.Is(err, errEnded):
-		w.error(env, protocol.CodeNotFound, "operation "+ev.OperationID+" has ended")
+		w.c.ReplyCode(env.ID, protocol.CodeNotFound, "operation "+ev.OperationID+" has ended")
 	case err != nil:
 		c.Logger().Error("store worker event", "operation", ev.OperationID, "err", err)
-		w.error(env, protocol.CodeInternal, "the event could not be stored")
+		w.c.ReplyCode(env.ID, protocol.CodeInternal, "the event could not be stored")
 	}
 }
 
 func (w *worker) register(env protocol.Envelope) {
 	var req protocol.Register
 	if err := env.Into(&req); err != nil {
-		re := err.(*protocol.RequestError)
-		w.error(env, re.Code, re.Message)
+		w.c.ReplyError(env.ID, err)
 		return
 	}
 	if !protocol.ValidID(req.AgentID) {
-		w.error(env, protocol.CodeBadRequest, "agent_id must be 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit")
+		w.c.ReplyCode(env.ID, protocol.CodeBadRequest, "agent_id must be 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit")
 		return
 	}
 	if _, ok := w.svc.commands[req.AgentID]; ok {
-		w.error(env, protocol.CodeBadRequest, "agent "+req.AgentID+" is a command agent of this node")
+		w.c.ReplyCode(env.ID, protocol.CodeBadRequest, "agent "+req.AgentID+" is a command agent of this node")
 		return
 	}
 	if len(req.Operations) == 0 {
-		w.error(env, protocol.CodeBadRequest, "operations must list at least one operation type")
+		w.c.ReplyCode(env.ID, protocol.CodeBadRequest, "operations must list at least one operation type")
 		return
 	}
 	for _, t := range req.Operations {
 		if !protocol.ValidID(t) {
-			w.error(env, protocol.CodeBadRequest, fmt.Sprintf("operation type %q is invalid", t))
+			w.c.ReplyCode(env.ID, protocol.CodeBadRequest, fmt.Sprintf("operation type %q is invalid", t))
 			return
 		}
 	}
 	w.mu.Lock()
 	if _, ok := w.agents[req.AgentID]; !ok && len(w.agents) >= maxAgentsPerWorker {
 		w.mu.Unlock()
-		w.error(env, protocol.CodeBadRequest, fmt.Sprintf("a worker may register at most %d agents", maxAgentsPerWorker))
+		w.c.ReplyCode(env.ID, protocol.CodeBadRequest, fmt.Sprintf("a worker may register at most %d agents", maxAgentsPerWorker))
 		return
 	}
 	w.agents[req.AgentID] = slices.Clone(req.Operations)
@@ -292,14 +289,10 @@ func (w *worker) register(env protocol.Envelope) {
 	}
 	if err := w.svc.addWorker(req.AgentID, w); err != nil {
 		w.c.Logger().Error("register worker", "agent", req.AgentID, "err", err)
-		w.error(env, protocol.CodeInternal, "the worker could not be registered; try again")
+		w.c.ReplyCode(env.ID, protocol.CodeInternal, "the worker could not be registered; try again")
 		return
 	}
 	w.c.Send(protocol.TypeRegistered, protocol.Registered{Type: protocol.TypeRegistered, ID: env.ID, AgentID: req.AgentID, Operations: req.Operations})
-}
-
-func (w *worker) error(env protocol.Envelope, code, msg string) {
-	w.c.Send(protocol.TypeError, protocol.NewError(env.ID, code, msg))
 }
 
 // Closed fails the worker's operations: a worker that goes away takes them

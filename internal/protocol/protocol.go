@@ -40,6 +40,8 @@ const (
 	CodeInternal        = "internal_error"
 	CodeSubjectMismatch = "subject_mismatch"
 	CodeOlderExpiry     = "older_expiry"
+	// CodeTooManyConnections refuses a connection over the per-user limit.
+	CodeTooManyConnections = "too_many_connections"
 	// CodeInputTooLarge refuses an operation input or a terminal input over
 	// its limit; nothing was done with it.
 	CodeInputTooLarge = "input_too_large"
