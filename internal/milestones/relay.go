@@ -172,6 +172,13 @@ func (r *hostRelay) pump() {
 			return
 		}
 		f, err := r.feed.next(r.ctx)
+		if errors.Is(err, errNodeDown) {
+			// This node ended the program on its way down: tell the
+			// relayed client so rather than leave it to notice the node
+			// leave.
+			_ = r.publish(frame{typ: protocol.CodeNodeDown})
+			return
+		}
 		if err != nil {
 			return
 		}
@@ -401,6 +408,10 @@ func (r *remoteSource) next(ctx context.Context) (frame, error) {
 	case m := <-r.msgs:
 		h := m.Header
 		f := frame{typ: h.Get(hdrType), data: m.Data}
+		if f.typ == protocol.CodeNodeDown {
+			r.ended = true
+			return frame{}, errNodeDown
+		}
 		f.end, _ = strconv.ParseInt(h.Get(hdrEnd), 10, 64)
 		if v := h.Get(hdrStart); v != "" {
 			start, _ := strconv.ParseInt(v, 10, 64)

@@ -40,6 +40,8 @@ func (s *Service) Routes(mux *http.ServeMux, a *httpapi.Authenticator) {
 			httpapi.WriteError(w, http.StatusConflict, protocol.CodeMilestoneFinished, "the milestone has finished")
 		case errors.Is(err, errElsewhere):
 			httpapi.WriteJSON(w, http.StatusOK, m)
+		case errors.Is(err, errDraining):
+			httpapi.WriteError(w, http.StatusServiceUnavailable, protocol.CodeNodeDraining, "this node is draining before a restart; start the milestone through another node")
 		case err != nil && m != nil && m.Reason == ReasonStartFailed:
 			httpapi.WriteError(w, http.StatusUnprocessableEntity, ReasonStartFailed, err.Error())
 		case err != nil:

@@ -61,6 +61,7 @@ type Service struct {
 	relays   map[string]*hostRelay                 // clients of other nodes attached here
 	remotes  map[string]map[*remoteSource]struct{} // by host node: clients here of terminals elsewhere
 	closed   bool                                  // Close has begun: nothing new starts
+	draining bool                                  // StopStarting was called: running sessions go on
 	// wg counts session watchers, relay pumps and end requests. Add is
 	// only called under mu while !closed, so every Add precedes Close's Wait.
 	wg    sync.WaitGroup
@@ -194,6 +195,10 @@ func (s *Service) Start(ctx context.Context, id string) (*live, *Milestone, erro
 			return nil, nil, errClosed
 		}
 		l, busy := s.live[id], s.starting[id]
+		if l == nil && busy == nil && s.draining {
+			s.mu.Unlock()
+			return nil, nil, errDraining
+		}
 		if l == nil && busy == nil {
 			done := make(chan struct{})
 			s.starting[id] = done
@@ -297,7 +302,24 @@ var (
 	errFinished  = errors.New("milestone has finished")
 	errElsewhere = errors.New("milestone runs on another node")
 	errClosed    = errors.New("the node is shutting down")
+	errDraining  = errors.New("the node is draining before a restart")
 )
+
+// StopStarting makes the node refuse to start programs (node_draining)
+// while the sessions it runs go on: the first step of a drain. Clients may
+// still attach to those sessions.
+func (s *Service) StopStarting() {
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
+}
+
+// Running returns how many terminal sessions this node runs.
+func (s *Service) Running() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.live)
+}
 
 // watch records the session's end in the milestone.
 func (s *Service) watch(l *live) {
@@ -424,6 +446,14 @@ func (s *Service) Close() {
 	for _, sub := range s.subs {
 		_ = sub.Unsubscribe()
 	}
+}
+
+// endedByNode reports whether the node itself ended the session (it shut
+// down), rather than the program exiting or someone finishing it.
+func (l *live) endedByNode() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.reason == ReasonInterrupted
 }
 
 // attach registers p with the session and stops any detach timer.

@@ -64,6 +64,11 @@ func (f *feed) next(ctx context.Context) (frame, error) {
 	ch, err := f.client.Next(ctx)
 	if errors.Is(err, io.EOF) {
 		f.ended = true
+		if f.l.endedByNode() {
+			// The program did not exit: this node ended it on its way
+			// down. Its clients are told node_down, as when a node dies.
+			return frame{}, errNodeDown
+		}
 		st, _ := f.l.sess.ExitStatus()
 		return frame{typ: protocol.TypeExit, code: st.Code, signal: st.Signal, end: f.client.Offset()}, nil
 	}

@@ -124,6 +124,11 @@ func (s *Service) open(c *conn.Conn) conn.Session {
 			return nil
 		}
 		t.src, st = rs, status
+	case errors.Is(err, errDraining):
+		// 1001 like a shutdown: the client reconnects, through the load
+		// balancer, to a node that is not draining.
+		c.Fail(protocol.CodeNodeDraining, protocol.CloseGoingAway, "this node is draining before a restart; connect to another node")
+		return nil
 	case err != nil:
 		c.Fail(protocol.CodeMilestoneFinished, protocol.CloseNotFound, "the milestone could not run: "+err.Error())
 		return nil

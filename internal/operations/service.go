@@ -97,8 +97,9 @@ type Service struct {
 	store    *store
 	commands map[string]agents.CommandAgent
 
-	mu      sync.Mutex
-	closing bool
+	mu       sync.Mutex
+	closing  bool
+	noStarts bool // StopStarting was called: running operations go on
 	local   map[string]*operation // operations this node writes
 	perUser map[string]int
 	total   int
@@ -232,6 +233,21 @@ func (s *Service) Drain(ctx context.Context) error {
 		s.cancel() // every watcher
 		return fmt.Errorf("operations: final events not delivered: %w", ctx.Err())
 	}
+}
+
+// StopStarting makes the node refuse new operations (node_draining) while
+// the ones it runs go on: the first step of a drain.
+func (s *Service) StopStarting() {
+	s.mu.Lock()
+	s.noStarts = true
+	s.mu.Unlock()
+}
+
+// Running returns how many operations this node runs.
+func (s *Service) Running() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.local)
 }
 
 // Close stops every operation this node runs, failing them as interrupted,
@@ -399,6 +415,8 @@ func (s *Service) acquire(owner, typeKey string, typeLimit int) *Error {
 	switch {
 	case s.closing:
 		return refuse(protocol.CodeAgentUnavailable, "the node is shutting down")
+	case s.noStarts:
+		return refuse(protocol.CodeNodeDraining, "this node is draining before a restart; start the operation through another node")
 	case s.cfg.MaxTotal > 0 && s.total >= s.cfg.MaxTotal:
 		return refuse(protocol.CodeCapacity, "this node runs %d operations, its limit", s.total)
 	case s.cfg.MaxPerUser > 0 && s.perUser[owner] >= s.cfg.MaxPerUser:

@@ -42,6 +42,9 @@ const (
 	CodeOlderExpiry     = "older_expiry"
 	// CodeTooManyConnections refuses a connection over the per-user limit.
 	CodeTooManyConnections = "too_many_connections"
+	// CodeNodeDraining: the node is draining before a restart and starts
+	// no new operation or terminal; start it through another node.
+	CodeNodeDraining = "node_draining"
 	// CodeInputTooLarge refuses an operation input or a terminal input over
 	// its limit; nothing was done with it.
 	CodeInputTooLarge = "input_too_large"
