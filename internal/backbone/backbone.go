@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -50,6 +51,10 @@ type Backbone struct {
 
 	srv *server.Server
 	log *slog.Logger
+	url string
+
+	// js is what the node waits for on JetStream ("" once it answers).
+	js atomic.Pointer[string]
 }
 
 // Start connects to NATS, starting the embedded server first when no URL is
@@ -61,7 +66,8 @@ func Start(ctx context.Context, cfg Config) (*Backbone, error) {
 	if cfg.Replicas < 1 {
 		cfg.Replicas = 1
 	}
-	b := &Backbone{log: cfg.Logger, Replicas: cfg.Replicas}
+	b := &Backbone{log: cfg.Logger, Replicas: cfg.Replicas, url: cfg.URL}
+	b.setJetStream("connecting")
 	opts := []nats.Option{
 		nats.Name("tether " + cfg.Name),
 		nats.MaxReconnects(-1),
@@ -101,44 +107,42 @@ func Start(ctx context.Context, cfg Config) (*Backbone, error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	b.JS = js
-	if err := b.waitJetStream(ctx, cfg.Logger); err != nil {
+	if err := b.waitJetStream(ctx); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("jetstream unavailable on %s (is it enabled?): %w", redact(url), err)
 	}
 	return b, nil
 }
 
-// jetStreamWait bounds how long a starting node waits for JetStream.
-const jetStreamWait = 60 * time.Second
-
-// waitJetStream waits until JetStream can place a stream with the
-// configured replication, so that a node started together with its NATS
-// cluster waits for the cluster to form instead of failing; and it fails
-// at start, not at the first request, when JetStream is missing.
-func (b *Backbone) waitJetStream(ctx context.Context, log *slog.Logger) error {
-	ctx, cancel := context.WithTimeout(ctx, jetStreamWait)
-	defer cancel()
-	name := "TETHER_PROBE_" + sanitizeName(b.NC.Opts.Name)
+// waitJetStream waits until JetStream answers, so that a node started
+// together with its NATS cluster waits for the cluster to form (a meta
+// leader) instead of failing, and says so in the log and in its status. It
+// waits as long as ctx lasts: an operator stops a node that waits with a
+// signal. It creates nothing: an earlier version created and deleted a
+// probe stream, and the server removes an account's empty directories after
+// a delete in a goroutine of its own, which raced with the creation of the
+// first file-backed stream (`could not create storage directory ... no such
+// file or directory`, err_code 10049) on a busy machine.
+func (b *Backbone) waitJetStream(ctx context.Context) error {
+	var last time.Time
 	for attempt := 0; ; attempt++ {
 		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := b.JS.CreateOrUpdateStream(actx, jetstream.StreamConfig{
-			Name: name, Subjects: []string{"tether.probe." + name}, Storage: jetstream.MemoryStorage,
-			Replicas: b.Replicas, MaxMsgs: 1,
-		})
-		if err == nil {
-			err = b.JS.DeleteStream(actx, name)
-		}
+		_, err := b.JS.AccountInfo(actx)
 		acancel()
 		if err == nil {
+			if attempt > 0 {
+				b.log.Info("jetstream available")
+			}
+			b.setJetStream("")
 			return nil
 		}
-		if attempt == 0 {
-			log.Info("waiting for jetstream", "err", err)
+		b.setJetStream("waiting for jetstream: " + err.Error())
+		if time.Since(last) >= logEvery {
+			b.log.Warn("waiting for jetstream", "url", redact(b.url), "err", err)
+			last = time.Now()
 		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(500 * time.Millisecond):
+		if err := sleep(ctx, backoff(attempt)); err != nil {
+			return fmt.Errorf("%w (last error: %v)", err, b.jetStreamState())
 		}
 	}
 }
@@ -172,6 +176,7 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
+	srv.SetLogger(serverLog{cfg.Logger}, false, false)
 	go srv.Start()
 	if !srv.ReadyForConnections(15 * time.Second) {
 		srv.Shutdown()
@@ -181,8 +186,23 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 	return srv, nil
 }
 
-// Ready reports whether the connection to NATS is up.
-func (b *Backbone) Ready() bool { return b.NC != nil && b.NC.IsConnected() }
+// Ready reports whether the connection to NATS is up and JetStream answered.
+func (b *Backbone) Ready() bool {
+	return b.NC != nil && b.NC.IsConnected() && b.jetStreamState() == ""
+}
+
+// JetStreamState says what the node waits for on JetStream, or "" once
+// JetStream answered.
+func (b *Backbone) JetStreamState() string { return b.jetStreamState() }
+
+func (b *Backbone) jetStreamState() string {
+	if p := b.js.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+func (b *Backbone) setJetStream(s string) { b.js.Store(&s) }
 
 // ClientURL is the URL backends can use to reach the embedded server, or the
 // configured external URL; empty when the embedded server is in-process only.

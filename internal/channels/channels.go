@@ -136,7 +136,7 @@ func NewHub(ctx context.Context, bb *backbone.Backbone, cfg HubConfig) (*Hub, er
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	_, err := bb.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	_, err := bb.EnsureStream(ctx, jetstream.StreamConfig{
 		Name:        StreamName,
 		Description: "Tether channel messages",
 		Subjects:    []string{SubjectPrefix + ">"},
@@ -148,7 +148,7 @@ func NewHub(ctx context.Context, bb *backbone.Backbone, cfg HubConfig) (*Hub, er
 		Replicas:    bb.Replicas,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
+		return nil, err
 	}
 	h := &Hub{js: bb.JS, log: cfg.Logger, subs: map[string]map[Subscriber]struct{}{}}
 	cons, err := bb.JS.OrderedConsumer(ctx, StreamName, jetstream.OrderedConsumerConfig{

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -35,7 +34,7 @@ func NewUserCounter(ctx context.Context, bb *backbone.Backbone, node string, log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	kv, err := bb.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := bb.EnsureKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      ConnectionsBucket,
 		Description: "Tether connections per user and node",
 		Storage:     jetstream.MemoryStorage,
@@ -43,7 +42,7 @@ func NewUserCounter(ctx context.Context, bb *backbone.Backbone, node string, log
 		History:     1,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", ConnectionsBucket, err)
+		return nil, err
 	}
 	return &UserCounter{kv: kv, node: node, log: log}, nil
 }

@@ -66,7 +66,7 @@ func Join(ctx context.Context, bb *backbone.Backbone, self Node, interval time.D
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	kv, err := bb.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := bb.EnsureKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      NodesBucket,
 		Description: "Tether nodes and their heartbeats",
 		Storage:     jetstream.MemoryStorage,
@@ -77,7 +77,7 @@ func Join(ctx context.Context, bb *backbone.Backbone, self Node, interval time.D
 		TTL: 10 * time.Minute,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", NodesBucket, err)
+		return nil, err
 	}
 	self.StartedAt = time.Now().UTC()
 	r := &Registry{

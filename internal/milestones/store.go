@@ -71,7 +71,7 @@ type Store struct {
 
 // OpenStore creates or opens the bucket.
 func OpenStore(ctx context.Context, bb *backbone.Backbone) (*Store, error) {
-	kv, err := bb.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := bb.EnsureKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "Tether milestones",
 		Storage:     jetstream.FileStorage,
@@ -79,7 +79,7 @@ func OpenStore(ctx context.Context, bb *backbone.Backbone) (*Store, error) {
 		History:     1,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", Bucket, err)
+		return nil, err
 	}
 	return &Store{kv: kv}, nil
 }

@@ -78,7 +78,7 @@ type store struct {
 }
 
 func openStore(ctx context.Context, bb *backbone.Backbone, maxAge time.Duration, maxBytes int64) (*store, error) {
-	st, err := bb.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	st, err := bb.EnsureStream(ctx, jetstream.StreamConfig{
 		Name:        StreamName,
 		Description: "Tether agent operation events",
 		Subjects:    []string{EventSubjectPrefix + "*"},
@@ -93,9 +93,9 @@ func openStore(ctx context.Context, bb *backbone.Backbone, maxAge time.Duration,
 		Duplicates: 2 * time.Minute,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
+		return nil, err
 	}
-	kv, err := bb.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := bb.EnsureKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      BucketName,
 		Description: "Tether agent operation records",
 		// Records live as long as their events: a record without events
@@ -106,16 +106,16 @@ func openStore(ctx context.Context, bb *backbone.Backbone, maxAge time.Duration,
 		Replicas: bb.Replicas,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create bucket %s: %w", BucketName, err)
+		return nil, err
 	}
-	agents, err := bb.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	agents, err := bb.EnsureKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      AgentsBucket,
 		Description: "Tether remote agents seen",
 		Storage:     jetstream.FileStorage,
 		Replicas:    bb.Replicas,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create bucket %s: %w", AgentsBucket, err)
+		return nil, err
 	}
 	return &store{js: bb.JS, stream: st, kv: kv, agents: agents}, nil
 }
