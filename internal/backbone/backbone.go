@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	neturl "net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -33,6 +34,11 @@ type Config struct {
 	// Listen is the host:port on which the embedded server accepts backend
 	// clients; empty means in-process only. Port 0 picks a free port.
 	Listen string
+	// User and Password, or Token, are the credentials clients of the
+	// Listen port must present (the node presents them too, in-process);
+	// with a URL, the node presents them to the external server. With
+	// Listen, one of them is required.
+	User, Password, Token string
 	// Name identifies this node to NATS.
 	Name string
 	// Replicas is the replication factor of the streams and buckets that
@@ -52,6 +58,8 @@ type Backbone struct {
 	srv *server.Server
 	log *slog.Logger
 	url string
+	// user, pass, token: the credentials of the embedded server's clients.
+	user, pass, token string
 
 	// js is what the node waits for on JetStream ("" once it answers).
 	js atomic.Pointer[string]
@@ -84,16 +92,28 @@ func Start(ctx context.Context, cfg Config) (*Backbone, error) {
 	}
 	url := cfg.URL
 	if url == "" {
+		if cfg.Listen != "" && cfg.User == "" && cfg.Token == "" {
+			// Anyone reaching the port could read the stored messages and
+			// events through JetStream's API.
+			return nil, errors.New("nats-listen requires credentials: a token or a user and password")
+		}
 		srv, err := startEmbedded(cfg)
 		if err != nil {
 			return nil, err
 		}
 		b.srv = srv
+		b.user, b.pass, b.token = cfg.User, cfg.Password, cfg.Token
 		opts = append(opts, nats.InProcessServer(srv))
 	} else {
 		// A node started together with its NATS cluster keeps trying; the
 		// wait for JetStream below bounds how long.
 		opts = append(opts, nats.RetryOnFailedConnect(true))
+	}
+	switch {
+	case cfg.Token != "":
+		opts = append(opts, nats.Token(cfg.Token))
+	case cfg.User != "":
+		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
@@ -160,6 +180,10 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 		JetStreamMaxMemory: 256 << 20,
 	}
 	if cfg.Listen != "" {
+		// Every client, the node's own in-process connection included,
+		// presents these.
+		opts.Authorization = cfg.Token
+		opts.Username, opts.Password = cfg.User, cfg.Password
 		host, port, err := net.SplitHostPort(cfg.Listen)
 		if err != nil {
 			return nil, fmt.Errorf("nats-listen %q: %w", cfg.Listen, err)
@@ -205,7 +229,8 @@ func (b *Backbone) jetStreamState() string {
 func (b *Backbone) setJetStream(s string) { b.js.Store(&s) }
 
 // ClientURL is the URL backends can use to reach the embedded server, or the
-// configured external URL; empty when the embedded server is in-process only.
+// configured external URL (redacted); empty when the embedded server is
+// in-process only. It carries no credentials: see ClientURLWithCredentials.
 func (b *Backbone) ClientURL() string {
 	if b.srv == nil {
 		return b.NC.ConnectedUrlRedacted()
@@ -214,6 +239,27 @@ func (b *Backbone) ClientURL() string {
 		return ""
 	}
 	return b.srv.ClientURL()
+}
+
+// ClientURLWithCredentials is ClientURL with the credentials backends must
+// present to the embedded server in it (nats://token@host:port or
+// nats://user:password@host:port). It is a secret: never log it.
+func (b *Backbone) ClientURLWithCredentials() string {
+	u := b.ClientURL()
+	if b.srv == nil || u == "" {
+		return u
+	}
+	parsed, err := neturl.Parse(u)
+	if err != nil {
+		return u
+	}
+	switch {
+	case b.token != "":
+		parsed.User = neturl.User(b.token)
+	case b.user != "":
+		parsed.User = neturl.UserPassword(b.user, b.pass)
+	}
+	return parsed.String()
 }
 
 // Embedded reports whether this node runs its own NATS server.

@@ -214,3 +214,17 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.sb.String()
 }
+
+// The embedded server never listens without credentials.
+func TestListenRequiresCredentials(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := Start(ctx, Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Name: "open"})
+	if err == nil {
+		b.Close()
+		t.Fatal("started a listening server without credentials")
+	}
+	if want := "nats-listen requires credentials: a token or a user and password"; err.Error() != want {
+		t.Fatalf("err = %q, want %q", err, want)
+	}
+}

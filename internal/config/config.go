@@ -36,6 +36,9 @@ type Config struct {
 
 	NATSURL          string
 	NATSListen       string
+	NATSUser         string
+	NATSPassword     string
+	NATSToken        string
 	Replicas         int
 	ClusterHeartbeat time.Duration
 
@@ -104,6 +107,9 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve net/http/pprof under /debug/pprof/ (admin token required)")
 	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "external NATS server or cluster (nats://host:4222,...); empty starts an embedded server")
 	fs.StringVar(&c.NATSListen, "nats-listen", c.NATSListen, "address where the embedded NATS server accepts backend clients (empty: in-process only)")
+	fs.StringVar(&c.NATSUser, "nats-user", c.NATSUser, "user name backends must present to the embedded server's --nats-listen port (with nats-password), or that this node presents to --nats-url")
+	fs.StringVar(&c.NATSPassword, "nats-password", c.NATSPassword, "password going with nats-user")
+	fs.StringVar(&c.NATSToken, "nats-token", c.NATSToken, "token backends must present to the embedded server's --nats-listen port, or that this node presents to --nats-url (default with --nats-listen: generated and kept in <data-dir>/nats-token)")
 	fs.IntVar(&c.Replicas, "replicas", c.Replicas, "JetStream replication factor for Tether's streams and buckets")
 	fs.DurationVar(&c.ClusterHeartbeat, "cluster-heartbeat", c.ClusterHeartbeat, "interval of this node's heartbeat; a node missing 3 in a row is considered down")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", c.JWTSecret, "HMAC secret for HS256/384/512 tokens")
@@ -315,6 +321,12 @@ func (c *Config) Validate() error {
 	}
 	if keys == 0 && !c.Dev {
 		errs = append(errs, errors.New("no token key configured: set jwt-secret, jwt-public-key or jwks-url, or run with --dev"))
+	}
+	if c.NATSToken != "" && (c.NATSUser != "" || c.NATSPassword != "") {
+		errs = append(errs, errors.New("configure either nats-token or nats-user and nats-password, not both"))
+	}
+	if (c.NATSUser == "") != (c.NATSPassword == "") {
+		errs = append(errs, errors.New("nats-user and nats-password go together"))
 	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		errs = append(errs, errors.New("jwt-secret must be at least 32 bytes"))
