@@ -44,7 +44,18 @@ type Config struct {
 	// Replicas is the replication factor of the streams and buckets that
 	// Tether creates.
 	Replicas int
-	Logger   *slog.Logger
+	// StorageReserve is the free space the embedded server's file system
+	// must keep: below it writes fail with ErrStorageFull (0: no check).
+	StorageReserve int64
+	// MaxStore is the embedded JetStream's store limit; 0 means the size
+	// of DataDir's file system. (JetStream's own default, a share of the
+	// space free at start, refused to start a node on a nearly full disk:
+	// the streams' size caps did not fit.)
+	MaxStore int64
+	// OnStorageFull is called when the storage becomes full or stops
+	// being full (may be nil).
+	OnStorageFull func(full bool)
+	Logger        *slog.Logger
 }
 
 // Backbone is a live connection to NATS, and the embedded server if any.
@@ -63,6 +74,10 @@ type Backbone struct {
 
 	// js is what the node waits for on JetStream ("" once it answers).
 	js atomic.Pointer[string]
+
+	storage   storage
+	stopWatch chan struct{}
+	watchDone chan struct{}
 }
 
 // Start connects to NATS, starting the embedded server first when no URL is
@@ -75,6 +90,7 @@ func Start(ctx context.Context, cfg Config) (*Backbone, error) {
 		cfg.Replicas = 1
 	}
 	b := &Backbone{log: cfg.Logger, Replicas: cfg.Replicas, url: cfg.URL}
+	b.storage.onChange = cfg.OnStorageFull
 	b.setJetStream("connecting")
 	opts := []nats.Option{
 		nats.Name("tether " + cfg.Name),
@@ -104,6 +120,13 @@ func Start(ctx context.Context, cfg Config) (*Backbone, error) {
 		b.srv = srv
 		b.user, b.pass, b.token = cfg.User, cfg.Password, cfg.Token
 		opts = append(opts, nats.InProcessServer(srv))
+		if cfg.StorageReserve > 0 {
+			// Known before the node serves anything: a node started on a
+			// full disk starts, and says so.
+			b.checkDisk(cfg.DataDir, cfg.StorageReserve)
+			b.stopWatch, b.watchDone = make(chan struct{}), make(chan struct{})
+			go b.watchDisk(cfg.DataDir, cfg.StorageReserve, b.stopWatch, b.watchDone)
+		}
 	} else {
 		// A node started together with its NATS cluster keeps trying; the
 		// wait for JetStream below bounds how long.
@@ -178,6 +201,17 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 		// JetStream's own defaults take a share of the machine's memory and
 		// disk; bound them so an embedded node stays a good neighbour.
 		JetStreamMaxMemory: 256 << 20,
+		JetStreamMaxStore:  cfg.MaxStore,
+	}
+	if opts.JetStreamMaxStore <= 0 {
+		// The file system's size rather than JetStream's default (75% of
+		// the space free at start): with that, a node restarted on a
+		// nearly full disk could not recover its streams ("insufficient
+		// storage resources available"); the storage reserve guards the
+		// disk instead.
+		if _, total, err := diskSpace(cfg.DataDir); err == nil && total > 0 {
+			opts.JetStreamMaxStore = int64(total)
+		}
 	}
 	if cfg.Listen != "" {
 		// Every client, the node's own in-process connection included,
@@ -212,8 +246,11 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 
 // Ready reports whether the connection to NATS is up and JetStream answered.
 func (b *Backbone) Ready() bool {
-	return b.NC != nil && b.NC.IsConnected() && b.jetStreamState() == ""
+	return b.Connected() && b.jetStreamState() == ""
 }
+
+// Connected reports whether the connection to NATS is up.
+func (b *Backbone) Connected() bool { return b.NC != nil && b.NC.IsConnected() }
 
 // JetStreamState says what the node waits for on JetStream, or "" once
 // JetStream answered.
@@ -285,6 +322,11 @@ func (b *Backbone) Close() {
 }
 
 func (b *Backbone) shutdownServer() {
+	if b.stopWatch != nil {
+		close(b.stopWatch)
+		<-b.watchDone
+		b.stopWatch = nil
+	}
 	if b.srv != nil {
 		b.srv.Shutdown()
 		b.srv.WaitForShutdown()

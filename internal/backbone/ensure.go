@@ -22,7 +22,17 @@ const logEvery = 10 * time.Second
 // raced with another, a timeout) are retried with backoff until ctx ends or
 // EnsureTimeout passes. Errors that no retry can fix (an invalid or
 // unsupported configuration) are returned at once.
+//
+// While the storage is full (Writable), an existing stream is used as it
+// is: updating its configuration writes to the disk, and a node must start
+// on a full disk.
 func (b *Backbone) EnsureStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	if b.Writable() != nil {
+		if st, err := b.JS.Stream(ctx, cfg.Name); err == nil {
+			b.log.Warn("storage full: stream used with its existing configuration", "stream", cfg.Name)
+			return st, nil
+		}
+	}
 	var st jetstream.Stream
 	err := b.ensure(ctx, "stream "+cfg.Name, func(ctx context.Context) (err error) {
 		st, err = b.JS.CreateOrUpdateStream(ctx, cfg)
@@ -36,6 +46,12 @@ func (b *Backbone) EnsureStream(ctx context.Context, cfg jetstream.StreamConfig)
 
 // EnsureKeyValue is EnsureStream for a key-value bucket.
 func (b *Backbone) EnsureKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	if b.Writable() != nil {
+		if kv, err := b.JS.KeyValue(ctx, cfg.Bucket); err == nil {
+			b.log.Warn("storage full: bucket used with its existing configuration", "bucket", cfg.Bucket)
+			return kv, nil
+		}
+	}
 	var kv jetstream.KeyValue
 	err := b.ensure(ctx, "bucket "+cfg.Bucket, func(ctx context.Context) (err error) {
 		kv, err = b.JS.CreateOrUpdateKeyValue(ctx, cfg)

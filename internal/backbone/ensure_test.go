@@ -2,6 +2,7 @@ package backbone
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -226,5 +227,51 @@ func TestListenRequiresCredentials(t *testing.T) {
 	}
 	if want := "nats-listen requires credentials: a token or a user and password"; err.Error() != want {
 		t.Fatalf("err = %q, want %q", err, want)
+	}
+}
+
+// A write JetStream refuses for lack of storage (here its real store limit,
+// set tiny) is ErrStorageFull, and the storage is reported full until a
+// write is stored again.
+func TestJetStreamStoreLimit(t *testing.T) {
+	var changes []bool
+	var mu sync.Mutex
+	b := start(t, Config{DataDir: t.TempDir(), Name: "tiny", MaxStore: 256 << 10, OnStorageFull: func(full bool) {
+		mu.Lock()
+		changes = append(changes, full)
+		mu.Unlock()
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := b.EnsureStream(ctx, jetstream.StreamConfig{Name: "BIG", Subjects: []string{"big"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.EnsureStream(ctx, jetstream.StreamConfig{Name: "SMALL", Subjects: []string{"small"}, MaxMsgs: 1, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	payload := make([]byte, 16<<10)
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		_, err = b.JS.Publish(ctx, "big", payload)
+		err = b.WriteResult(err)
+	}
+	if !errors.Is(err, ErrStorageFull) || !strings.Contains(err.Error(), "err_code=10023") {
+		t.Fatalf("err = %v, want ErrStorageFull from JetStream's insufficient resources (10023)", err)
+	}
+	if full, why := b.StorageFull(); !full || !strings.Contains(why, "jetstream refuses writes") {
+		t.Fatalf("StorageFull = %v %q", full, why)
+	}
+	// Memory storage has room: a stored write clears the state.
+	_, err = b.JS.Publish(ctx, "small", []byte("x"))
+	if err := b.WriteResult(err); err != nil {
+		t.Fatal(err)
+	}
+	if full, _ := b.StorageFull(); full {
+		t.Fatal("still full after a stored write")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(changes) != "[true false]" {
+		t.Fatalf("OnStorageFull calls %v, want [true false]", changes)
 	}
 }

@@ -122,6 +122,7 @@ type HubConfig struct {
 // Hub routes channel messages between NATS and local subscribers.
 type Hub struct {
 	js  jetstream.JetStream
+	bb  *backbone.Backbone
 	log *slog.Logger
 
 	mu   sync.RWMutex
@@ -150,7 +151,7 @@ func NewHub(ctx context.Context, bb *backbone.Backbone, cfg HubConfig) (*Hub, er
 	if err != nil {
 		return nil, err
 	}
-	h := &Hub{js: bb.JS, log: cfg.Logger, subs: map[string]map[Subscriber]struct{}{}}
+	h := &Hub{js: bb.JS, bb: bb, log: cfg.Logger, subs: map[string]map[Subscriber]struct{}{}}
 	cons, err := bb.JS.OrderedConsumer(ctx, StreamName, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{SubjectPrefix + ">"},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
@@ -201,8 +202,13 @@ func (h *Hub) Publish(ctx context.Context, channel, from string, data json.RawMe
 		Header:  nats.Header{headerChannel: []string{channel}, headerFrom: []string{from}},
 		Data:    data,
 	}
+	// On a full disk fail at once (backbone.ErrStorageFull), before
+	// JetStream runs out of space.
+	if err := h.bb.Writable(); err != nil {
+		return 0, fmt.Errorf("publish to %s: %w", channel, err)
+	}
 	ack, err := h.js.PublishMsg(ctx, msg)
-	if err != nil {
+	if err = h.bb.WriteResult(err); err != nil {
 		return 0, fmt.Errorf("publish to %s: %w", channel, err)
 	}
 	return ack.Sequence, nil

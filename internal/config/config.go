@@ -34,13 +34,15 @@ type Config struct {
 	NodeName   string
 	Pprof      bool
 
-	NATSURL          string
-	NATSListen       string
-	NATSUser         string
-	NATSPassword     string
-	NATSToken        string
-	Replicas         int
-	ClusterHeartbeat time.Duration
+	NATSURL           string
+	NATSListen        string
+	NATSUser          string
+	NATSPassword      string
+	NATSToken         string
+	Replicas          int
+	ClusterHeartbeat  time.Duration
+	StorageReserve    int64
+	JetStreamMaxStore int64
 
 	JWTSecret    string
 	JWTPublicKey string
@@ -110,6 +112,8 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.NATSUser, "nats-user", c.NATSUser, "user name backends must present to the embedded server's --nats-listen port (with nats-password), or that this node presents to --nats-url")
 	fs.StringVar(&c.NATSPassword, "nats-password", c.NATSPassword, "password going with nats-user")
 	fs.StringVar(&c.NATSToken, "nats-token", c.NATSToken, "token backends must present to the embedded server's --nats-listen port, or that this node presents to --nats-url (default with --nats-listen: generated and kept in <data-dir>/nats-token)")
+	fs.Var((*sizeValue)(&c.StorageReserve), "storage-reserve", "free space the data directory's file system keeps: below it, writes to the embedded JetStream fail with storage_full (0: no check)")
+	fs.Var((*sizeValue)(&c.JetStreamMaxStore), "jetstream-max-store", "store limit of the embedded JetStream (0: the size of the data directory's file system)")
 	fs.IntVar(&c.Replicas, "replicas", c.Replicas, "JetStream replication factor for Tether's streams and buckets")
 	fs.DurationVar(&c.ClusterHeartbeat, "cluster-heartbeat", c.ClusterHeartbeat, "interval of this node's heartbeat; a node missing 3 in a row is considered down")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", c.JWTSecret, "HMAC secret for HS256/384/512 tokens")
@@ -174,6 +178,7 @@ func Defaults() *Config {
 		RateBurst:        200,
 		HistoryMaxAge:    time.Hour,
 		HistoryMaxBytes:  256 << 20,
+		StorageReserve:   128 << 20,
 
 		OperationHistoryMaxAge:   24 * time.Hour,
 		OperationHistoryMaxBytes: 1 << 30,

@@ -120,7 +120,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (n *Node, er
 	if n.Backbone, err = backbone.Start(ctx, backbone.Config{
 		URL: cfg.NATSURL, DataDir: cfg.DataDir, Listen: cfg.NATSListen, Name: cfg.NodeName,
 		User: cfg.NATSUser, Password: cfg.NATSPassword, Token: natsToken,
-		Replicas: cfg.Replicas, Logger: log.With("component", "nats"),
+		StorageReserve: cfg.StorageReserve, MaxStore: cfg.JetStreamMaxStore,
+		OnStorageFull: func(full bool) { n.Metrics.StorageFull.Set(map[bool]float64{true: 1}[full]) },
+		Replicas:      cfg.Replicas, Logger: log.With("component", "nats"),
 	}); err != nil {
 		return nil, err
 	}
@@ -190,7 +192,13 @@ func (n *Node) routes() {
 		}
 	})
 	n.mux.HandleFunc("GET /healthz", httpapi.Health)
-	n.mux.HandleFunc("GET /readyz", httpapi.ReadyHandler(cfg.NodeName, n.Backbone.Ready))
+	n.mux.HandleFunc("GET /readyz", httpapi.ReadyHandler(cfg.NodeName, func() httpapi.ReadyState {
+		full, why := n.Backbone.StorageFull()
+		return httpapi.ReadyState{
+			NATSConnected: n.Backbone.Connected(), JetStream: n.Backbone.JetStreamState(),
+			StorageFull: full, StorageReason: why,
+		}
+	}))
 	n.mux.Handle("GET /metrics", n.Metrics.Handler())
 	webui.Routes(n.mux, webui.Options{DevToken: n.devToken()}) // the web console at /, see docs/console.md
 	if cfg.Pprof {
