@@ -125,3 +125,13 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
+
+// IsConflict reports whether err is a key-value compare-and-set conflict:
+// a Create of a key that exists, or an Update or Delete against a revision
+// that is no longer the latest. Unreplicated streams answer 10071 (which
+// matches jetstream.ErrKeyExists), replicated ones 10164 (which matches
+// only jetstream.ErrKeyRevisionMismatch): both are a conflict, to be
+// resolved by reading again.
+func IsConflict(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
+}

@@ -132,7 +132,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(m *Milestone) boo
 		}
 		b, _ := json.Marshal(m)
 		if _, err := s.kv.Update(ctx, id, b, rev); err != nil {
-			if attempt < 10 && errors.Is(err, jetstream.ErrKeyExists) {
+			if attempt < 10 && backbone.IsConflict(err) {
 				continue // a concurrent update: read again
 			}
 			return nil, fmt.Errorf("update milestone %s: %w", id, err)
