@@ -25,6 +25,7 @@ import (
 // reads.
 func TestStorageFull(t *testing.T) {
 	cfg := testkit.Config(t)
+	cfg.Dev = true // the built-in demo agent, to start operations with
 	admin := testkit.Token(t, "admin", "admin")
 
 	// First a node with room, which stores a milestone.
@@ -69,6 +70,10 @@ func TestStorageFull(t *testing.T) {
 	if code != http.StatusInsufficientStorage || body["error"] != "storage_full" {
 		t.Fatalf("milestone create: %d %v", code, body)
 	}
+	code, body = testkit.PostJSON(t, n.HTTP+"/api/operations", admin, map[string]any{"agent_id": "demo", "operation_type": "run"})
+	if code != http.StatusInsufficientStorage || body["error"] != "storage_full" {
+		t.Fatalf("operation start: %d %v", code, body)
+	}
 	c := testkit.Dial(t, n.WS+"/ws/agent", testkit.Bearer(admin))
 	c.Send(map[string]any{"type": "subscribe", "channel": "room:1", "id": 1})
 	c.Expect("subscribed")
@@ -77,7 +82,7 @@ func TestStorageFull(t *testing.T) {
 		t.Fatalf("ws publish: %v", e)
 	}
 	if d := time.Since(began); d > 3*time.Second {
-		t.Fatalf("three refused writes took %v: they must fail fast", d)
+		t.Fatalf("four refused writes took %v: they must fail fast", d)
 	}
 
 	// Nothing was stored; what was stored before can be read.

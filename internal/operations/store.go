@@ -75,6 +75,7 @@ type store struct {
 	stream jetstream.Stream
 	kv     jetstream.KeyValue
 	agents jetstream.KeyValue
+	bb     *backbone.Backbone
 }
 
 func openStore(ctx context.Context, bb *backbone.Backbone, maxAge time.Duration, maxBytes int64) (*store, error) {
@@ -117,7 +118,7 @@ func openStore(ctx context.Context, bb *backbone.Backbone, maxAge time.Duration,
 	if err != nil {
 		return nil, err
 	}
-	return &store{js: bb.JS, stream: st, kv: kv, agents: agents}, nil
+	return &store{js: bb.JS, stream: st, kv: kv, agents: agents, bb: bb}, nil
 }
 
 // get returns an operation's record.
@@ -142,9 +143,16 @@ func (s *store) create(ctx context.Context, rec *stored) error {
 	if err != nil {
 		return fmt.Errorf("encode record %s: %w", rec.OperationID, err)
 	}
+	// On a full disk no operation starts: its events could not be stored.
+	if err := s.bb.Writable(); err != nil {
+		return refuse(protocol.CodeStorageFull, "the node's storage is full: the operation was not started; try again later")
+	}
 	_, err = s.kv.Create(ctx, rec.OperationID, b)
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return errExists
+	}
+	if err = s.bb.WriteResult(err); errors.Is(err, backbone.ErrStorageFull) {
+		return refuse(protocol.CodeStorageFull, "the node's storage is full: the operation was not started; try again later")
 	}
 	if err != nil {
 		return fmt.Errorf("create record %s: %w", rec.OperationID, err)
