@@ -128,8 +128,8 @@ func Start(ctx context.Context, cfg Config) (*Backbone, error) {
 			go b.watchDisk(cfg.DataDir, cfg.StorageReserve, b.stopWatch, b.watchDone)
 		}
 	} else {
-		// A node started together with its NATS cluster keeps trying; the
-		// wait for JetStream below bounds how long.
+		// A node started together with its NATS cluster keeps trying, as
+		// long as the wait for JetStream below (as long as ctx lasts).
 		opts = append(opts, nats.RetryOnFailedConnect(true))
 	}
 	switch {

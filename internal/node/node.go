@@ -121,8 +121,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (n *Node, er
 		URL: cfg.NATSURL, DataDir: cfg.DataDir, Listen: cfg.NATSListen, Name: cfg.NodeName,
 		User: cfg.NATSUser, Password: cfg.NATSPassword, Token: natsToken,
 		StorageReserve: cfg.StorageReserve, MaxStore: cfg.JetStreamMaxStore,
-		OnStorageFull: func(full bool) { n.Metrics.StorageFull.Set(map[bool]float64{true: 1}[full]) },
-		Replicas:      cfg.Replicas, Logger: log.With("component", "nats"),
+		OnStorageFull: n.storageFull, Replicas: cfg.Replicas, Logger: log.With("component", "nats"),
 	}); err != nil {
 		return nil, err
 	}
@@ -229,6 +228,16 @@ func (n *Node) devToken() func() (string, error) {
 			Issuer: n.Config.JWTIssuer, Audience: n.Config.JWTAudience,
 		})
 	}
+}
+
+// storageFull sets tether_storage_full when the backbone's storage
+// becomes full or has room again.
+func (n *Node) storageFull(full bool) {
+	v := 0.0
+	if full {
+		v = 1
+	}
+	n.Metrics.StorageFull.Set(v)
 }
 
 // Handle adds a route; endpoints added by later packages register here.
