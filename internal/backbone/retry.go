@@ -121,21 +121,6 @@ func UpdateKey(ctx context.Context, kv jetstream.KeyValue, key string, value []b
 	return rev, err
 }
 
-// IsConflict reports whether err is a compare-and-set conflict: the key
-// exists (create) or changed since the revision given (update). Replicated
-// streams answer the latter with err_code 10164, single-replica ones with
-// 10071.
-func IsConflict(err error) bool {
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		return true
-	}
-	if apiErr, ok := errors.AsType[*jetstream.APIError](err); ok {
-		return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
-	}
-	return false
-}
-
 // Live consumers (a node's channel hub, an operation's watchers) pull with
 // these: a pull lasts PullExpiry and the server sends a heartbeat every
 // PullHeartbeat while it has nothing, so a consumer lost with its NATS

@@ -123,6 +123,7 @@ type HubConfig struct {
 // Hub routes channel messages between NATS and local subscribers.
 type Hub struct {
 	js  jetstream.JetStream
+	bb  *backbone.Backbone
 	log *slog.Logger
 
 	mu   sync.RWMutex
@@ -137,7 +138,7 @@ func NewHub(ctx context.Context, bb *backbone.Backbone, cfg HubConfig) (*Hub, er
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	_, err := bb.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	_, err := bb.EnsureStream(ctx, jetstream.StreamConfig{
 		Name:        StreamName,
 		Description: "Tether channel messages",
 		Subjects:    []string{SubjectPrefix + ">"},
@@ -149,9 +150,9 @@ func NewHub(ctx context.Context, bb *backbone.Backbone, cfg HubConfig) (*Hub, er
 		Replicas:    bb.Replicas,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
+		return nil, err
 	}
-	h := &Hub{js: bb.JS, log: cfg.Logger, subs: map[string]map[Subscriber]struct{}{}}
+	h := &Hub{js: bb.JS, bb: bb, log: cfg.Logger, subs: map[string]map[Subscriber]struct{}{}}
 	cons, err := bb.JS.OrderedConsumer(ctx, StreamName, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{SubjectPrefix + ">"},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
@@ -202,6 +203,11 @@ func (h *Hub) Publish(ctx context.Context, channel, from string, data json.RawMe
 		Header:  nats.Header{headerChannel: []string{channel}, headerFrom: []string{from}},
 		Data:    data,
 	}
+	// On a full disk fail at once (backbone.ErrStorageFull), before
+	// JetStream runs out of space.
+	if err := h.bb.Writable(); err != nil {
+		return 0, fmt.Errorf("publish to %s: %w", channel, err)
+	}
 	// The message ID makes a retry safe: if an attempt was stored but its
 	// acknowledgement was lost with a NATS server, the stream drops the
 	// second copy and acknowledges the first one's sequence.
@@ -210,7 +216,7 @@ func (h *Hub) Publish(ctx context.Context, channel, from string, data json.RawMe
 	err := backbone.Retry(ctx, func(ctx context.Context) error {
 		var err error
 		ack, err = h.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
-		return err
+		return h.bb.WriteResult(err)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("publish to %s: %w", channel, err)

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,6 +30,9 @@ type UserCounter struct {
 	kv   jetstream.KeyValue
 	node string
 	log  *slog.Logger
+	// warn spaces the warnings of failed updates: a NATS outage fails every
+	// handshake's update, and one line per handshake would flood the log.
+	warn rateLog
 }
 
 // NewUserCounter opens the connections bucket.
@@ -35,7 +40,7 @@ func NewUserCounter(ctx context.Context, bb *backbone.Backbone, node string, log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	kv, err := bb.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := bb.EnsureKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      ConnectionsBucket,
 		Description: "Tether connections per user and node",
 		Storage:     jetstream.MemoryStorage,
@@ -43,9 +48,9 @@ func NewUserCounter(ctx context.Context, bb *backbone.Backbone, node string, log
 		History:     1,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", ConnectionsBucket, err)
+		return nil, err
 	}
-	return &UserCounter{kv: kv, node: node, log: log}, nil
+	return &UserCounter{kv: kv, node: node, log: log, warn: rateLog{log: log, every: 10 * time.Second}}, nil
 }
 
 // key maps a user id to a valid key-value key.
@@ -70,7 +75,7 @@ func (u *UserCounter) Acquire(user string, limit int) bool {
 		return true
 	})
 	if err != nil {
-		u.log.Warn("cluster connection count unavailable; allowing", "err", err)
+		u.warn.Warn("cluster connection count unavailable; allowing", err)
 		return true
 	}
 	return ok
@@ -87,7 +92,7 @@ func (u *UserCounter) Release(user string) {
 		}
 		return true
 	}); err != nil {
-		u.log.Warn("cluster connection count: release", "err", err)
+		u.warn.Warn("cluster connection count: release failed", err)
 	}
 }
 
@@ -121,7 +126,9 @@ func (u *UserCounter) update(user string, fn func(map[string]int) bool) (bool, e
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	k := key(user)
-	for attempt := 0; attempt < 50; attempt++ {
+	// Conflicts are retried until opTimeout: every retry follows another
+	// writer's success, so the loop makes progress.
+	for attempt := 0; ; attempt++ {
 		counts := map[string]int{}
 		var rev uint64
 		e, err := u.kv.Get(ctx, k)
@@ -147,10 +154,41 @@ func (u *UserCounter) update(user string, fn func(map[string]int) bool) (bool, e
 		if err == nil {
 			return true, nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
+		if !backbone.IsConflict(err) {
 			return false, err
 		}
-		// Someone else updated it first: read again.
+		// Someone else updated it first: read again, after a pause that
+		// grows and is random, so that contending nodes spread out.
+		pause := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("update connection count of %s: %w", k, ctx.Err())
+		case <-time.After(pause):
+		}
 	}
-	return false, errors.New("too much contention")
+}
+
+// rateLog logs a warning at most once per interval, with how many were
+// left out since the last one.
+type rateLog struct {
+	log   *slog.Logger
+	every time.Duration
+
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// Warn logs msg with err unless a warning was logged less than every ago.
+func (r *rateLog) Warn(msg string, err error) {
+	r.mu.Lock()
+	if !r.last.IsZero() && time.Since(r.last) < r.every {
+		r.suppressed++
+		r.mu.Unlock()
+		return
+	}
+	n := r.suppressed
+	r.last, r.suppressed = time.Now(), 0
+	r.mu.Unlock()
+	r.log.Warn(msg, "err", err, "suppressed_since_last", n)
 }

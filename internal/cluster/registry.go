@@ -108,7 +108,7 @@ func Join(ctx context.Context, bb *backbone.Backbone, self Node, opts Options, l
 	if opts.DeadAfter <= 0 {
 		opts.DeadAfter = 3 * opts.Interval
 	}
-	kv, err := bb.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := bb.EnsureKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      NodesBucket,
 		Description: "Tether nodes and their heartbeats",
 		Storage:     jetstream.MemoryStorage,
@@ -119,7 +119,7 @@ func Join(ctx context.Context, bb *backbone.Backbone, self Node, opts Options, l
 		TTL: 10 * time.Minute,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", NodesBucket, err)
+		return nil, err
 	}
 	self.StartedAt = time.Now().UTC()
 	r := &Registry{

@@ -36,13 +36,18 @@ type Config struct {
 	NodeName   string
 	Pprof      bool
 
-	NATSURL          string
-	NATSListen       string
-	Replicas         int
-	ClusterHeartbeat time.Duration
+	NATSURL           string
+	NATSListen        string
+	NATSUser          string
+	NATSPassword      string
+	NATSToken         string
+	Replicas          int
+	ClusterHeartbeat  time.Duration
 	// ClusterDeadAfter is how long after its last heartbeat a node is
 	// considered down; 0 means three heartbeats.
-	ClusterDeadAfter time.Duration
+	ClusterDeadAfter  time.Duration
+	StorageReserve    int64
+	JetStreamMaxStore int64
 
 	JWTSecret    string
 	JWTPublicKey string
@@ -120,6 +125,11 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve net/http/pprof under /debug/pprof/ (admin token required)")
 	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "external NATS server or cluster (nats://host:4222,...); empty starts an embedded server")
 	fs.StringVar(&c.NATSListen, "nats-listen", c.NATSListen, "address where the embedded NATS server accepts backend clients (empty: in-process only)")
+	fs.StringVar(&c.NATSUser, "nats-user", c.NATSUser, "user name backends must present to the embedded server's --nats-listen port (with nats-password), or that this node presents to --nats-url")
+	fs.StringVar(&c.NATSPassword, "nats-password", c.NATSPassword, "password going with nats-user")
+	fs.StringVar(&c.NATSToken, "nats-token", c.NATSToken, "token backends must present to the embedded server's --nats-listen port, or that this node presents to --nats-url (default with --nats-listen: generated and kept in <data-dir>/nats-token)")
+	fs.Var((*sizeValue)(&c.StorageReserve), "storage-reserve", "free space the data directory's file system keeps: below it, writes to the embedded JetStream fail with storage_full (0: no check)")
+	fs.Var((*sizeValue)(&c.JetStreamMaxStore), "jetstream-max-store", "store limit of the embedded JetStream (0: the size of the data directory's file system)")
 	fs.IntVar(&c.Replicas, "replicas", c.Replicas, "JetStream replication factor for Tether's streams and buckets")
 	fs.DurationVar(&c.ClusterHeartbeat, "cluster-heartbeat", c.ClusterHeartbeat, "interval of this node's heartbeat")
 	fs.DurationVar(&c.ClusterDeadAfter, "cluster-dead-after", c.ClusterDeadAfter, "consider a node down this long after its last heartbeat arrived (0: three heartbeats)")
@@ -193,6 +203,7 @@ func Defaults() *Config {
 		RateBurst:        200,
 		HistoryMaxAge:    time.Hour,
 		HistoryMaxBytes:  256 << 20,
+		StorageReserve:   128 << 20,
 
 		OperationHistoryMaxAge:   24 * time.Hour,
 		OperationHistoryMaxBytes: 1 << 30,
@@ -375,6 +386,12 @@ func (c *Config) Validate() error {
 	}
 	if keys == 0 && !c.Dev {
 		errs = append(errs, errors.New("no token key configured: set jwt-secret, jwt-public-key or jwks-url, or run with --dev"))
+	}
+	if c.NATSToken != "" && (c.NATSUser != "" || c.NATSPassword != "") {
+		errs = append(errs, errors.New("configure either nats-token or nats-user and nats-password, not both"))
+	}
+	if (c.NATSUser == "") != (c.NATSPassword == "") {
+		errs = append(errs, errors.New("nats-user and nats-password go together"))
 	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		errs = append(errs, errors.New("jwt-secret must be at least 32 bytes"))

@@ -22,7 +22,9 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/internal/auth"
+	"github.com/tether-dev/tether/internal/backbone"
 	"github.com/tether-dev/tether/internal/channels"
+	"github.com/tether-dev/tether/internal/protocol"
 )
 
 // MaxBodyBytes bounds a REST request body.
@@ -227,6 +229,10 @@ func PublishHandler(a *Authenticator, p Publisher, timeout time.Duration) http.H
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
 		seq, err := p.Publish(ctx, ch, cl.Subject, req.Data)
+		if errors.Is(err, backbone.ErrStorageFull) {
+			WriteError(w, http.StatusInsufficientStorage, protocol.CodeStorageFull, "the node's storage is full: the message was not stored; try again later")
+			return
+		}
 		if err != nil {
 			Unavailable(w, r, a.Log, err)
 			return
@@ -242,19 +248,53 @@ func Health(w http.ResponseWriter, _ *http.Request) {
 
 // Readiness is the body of /readyz.
 type Readiness struct {
+	// Status is "ready", "not_ready" (503: NATS or JetStream unreachable)
+	// or "storage_full" (200: reads work, writes fail with storage_full).
 	Status string `json:"status"`
 	Node   string `json:"node"`
-	NATS   string `json:"nats"`
+	// NATS is "connected" or "disconnected".
+	NATS string `json:"nats"`
+	// JetStream is "ok" or what the node waits for.
+	JetStream string `json:"jetstream"`
+	// Storage is "ok" or "full".
+	Storage string `json:"storage"`
+	// Reason says why the node is not ready or its storage is full.
+	Reason string `json:"reason,omitempty"`
 }
 
-// ReadyHandler serves /readyz: 200 while NATS is connected, 503 otherwise.
-func ReadyHandler(node string, ready func() bool) http.HandlerFunc {
+// ReadyState is what /readyz reports on.
+type ReadyState struct {
+	NATSConnected bool
+	// JetStream is what the node waits for on JetStream, "" once ready.
+	JetStream   string
+	StorageFull bool
+	// StorageReason says why the storage is full.
+	StorageReason string
+}
+
+// ReadyHandler serves /readyz: 503 while NATS is disconnected or
+// JetStream does not answer; 200 otherwise, with status "storage_full"
+// while writes are refused for lack of storage (reads keep working, so the
+// node stays in rotation; alert on tether_storage_full).
+func ReadyHandler(node string, state func() ReadyState) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) {
-		if ready() {
-			WriteJSON(w, http.StatusOK, Readiness{Status: "ready", Node: node, NATS: "connected"})
+		st := state()
+		r := Readiness{Status: "ready", Node: node, NATS: "connected", JetStream: "ok", Storage: "ok"}
+		if st.StorageFull {
+			r.Status, r.Storage, r.Reason = "storage_full", "full", st.StorageReason
+		}
+		if !st.NATSConnected {
+			r.NATS = "disconnected"
+		}
+		if st.JetStream != "" {
+			r.JetStream, r.Reason = st.JetStream, st.JetStream
+		}
+		if !st.NATSConnected || st.JetStream != "" {
+			r.Status = "not_ready"
+			WriteJSON(w, http.StatusServiceUnavailable, r)
 			return
 		}
-		WriteJSON(w, http.StatusServiceUnavailable, Readiness{Status: "not_ready", Node: node, NATS: "disconnected"})
+		WriteJSON(w, http.StatusOK, r)
 	}
 }
 

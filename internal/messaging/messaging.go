@@ -6,6 +6,7 @@ package messaging
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -90,6 +91,10 @@ func (s *session) Handle(c *conn.Conn, env protocol.Envelope) {
 		ctx, cancel := context.WithTimeout(context.Background(), s.svc.PublishTimeout)
 		seq, err := s.svc.Hub.Publish(ctx, req.Channel, c.UserID(), req.Data)
 		cancel()
+		if errors.Is(err, backbone.ErrStorageFull) {
+			s.c.ReplyCode(env.ID, protocol.CodeStorageFull, "the node's storage is full: the message was not stored; try again later")
+			return
+		}
 		if err != nil {
 			c.Logger().Error("publish", "channel", req.Channel, "err", err)
 			s.c.ReplyCode(env.ID, protocol.CodeInternal, "the message could not be stored; try again")

@@ -30,6 +30,9 @@ type Metrics struct {
 	Handshake        prometheus.Histogram
 	MessageLatency   *prometheus.HistogramVec // endpoint
 	Info             *prometheus.GaugeVec     // node
+	// StorageFull is 1 while the node's storage is full (writes fail with
+	// storage_full), 0 otherwise.
+	StorageFull prometheus.Gauge
 
 	inCache  sync.Map // [2]string → prometheus.Counter
 	outCache sync.Map
@@ -80,6 +83,9 @@ func New(node string) *Metrics {
 		Info: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tether_node_info", Help: "Constant 1, labelled with this node's name.",
 		}, []string{"node"}),
+		StorageFull: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tether_storage_full", Help: "1 while the node's storage is full and writes fail with storage_full.",
+		}),
 	}
 	f(m.ConnectionsOpen)
 	f(m.Connections)
@@ -93,6 +99,7 @@ func New(node string) *Metrics {
 	f(m.Handshake)
 	f(m.MessageLatency)
 	f(m.Info)
+	f(m.StorageFull)
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Info.WithLabelValues(node).Set(1)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/internal/auth"
+	"github.com/tether-dev/tether/internal/backbone"
 	"github.com/tether-dev/tether/internal/httpapi"
 	"github.com/tether-dev/tether/internal/protocol"
 	"github.com/tether-dev/tether/internal/terminal"
@@ -135,6 +136,10 @@ func (s *Service) create(a *httpapi.Authenticator) http.HandlerFunc {
 		if err := s.store.Create(r.Context(), m); err != nil {
 			if errors.Is(err, ErrExists) {
 				httpapi.WriteError(w, http.StatusConflict, "milestone_exists", "a milestone with this id exists")
+				return
+			}
+			if errors.Is(err, backbone.ErrStorageFull) {
+				httpapi.WriteError(w, http.StatusInsufficientStorage, protocol.CodeStorageFull, "the node's storage is full: the milestone was not created; try again later")
 				return
 			}
 			httpapi.Unavailable(w, r, s.log, err)

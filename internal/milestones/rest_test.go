@@ -203,7 +203,7 @@ func TestRecordingFromAnotherNode(t *testing.T) {
 	a := testkit.Start(t, cfgA, nil)
 	cfgB := testkit.Config(t)
 	cfgB.NodeName = "node-b"
-	cfgB.NATSURL = a.Backbone.ClientURL()
+	cfgB.NATSURL = a.Backbone.ClientURLWithCredentials()
 	b := testkit.Start(t, cfgB, nil)
 
 	// More than one chunk of recording (seq prints ~340 KB).

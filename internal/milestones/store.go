@@ -67,11 +67,12 @@ var ErrExists = errors.New("milestone already exists")
 // they survive restarts and every node sees the same ones.
 type Store struct {
 	kv jetstream.KeyValue
+	bb *backbone.Backbone
 }
 
 // OpenStore creates or opens the bucket.
 func OpenStore(ctx context.Context, bb *backbone.Backbone) (*Store, error) {
-	kv, err := bb.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := bb.EnsureKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "Tether milestones",
 		Storage:     jetstream.FileStorage,
@@ -79,15 +80,21 @@ func OpenStore(ctx context.Context, bb *backbone.Backbone) (*Store, error) {
 		History:     1,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", Bucket, err)
+		return nil, err
 	}
-	return &Store{kv: kv}, nil
+	return &Store{kv: kv, bb: bb}, nil
 }
 
 // Create stores a new milestone; ErrExists if the id is taken.
 func (s *Store) Create(ctx context.Context, m *Milestone) error {
+	// On a full disk nothing is stored, and the caller must not report the
+	// milestone created (backbone.ErrStorageFull).
+	if err := s.bb.Writable(); err != nil {
+		return fmt.Errorf("create milestone %s: %w", m.ID, err)
+	}
 	b, _ := json.Marshal(m)
-	if _, err := backbone.CreateKey(ctx, s.kv, m.ID, b); err != nil {
+	_, err := backbone.CreateKey(ctx, s.kv, m.ID, b)
+	if err = s.bb.WriteResult(err); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return ErrExists
 		}

@@ -37,6 +37,11 @@ import (
 // secret it generated, so that `tether token` can use it too.
 const DevSecretFile = "dev-secret"
 
+// NATSTokenFile is the file under the data directory where a node with
+// --nats-listen and no NATS credentials configured keeps the token it
+// generated for the backends that connect to its embedded server.
+const NATSTokenFile = "nats-token"
+
 // Node is one running Tether node.
 type Node struct {
 	Config   *config.Config
@@ -100,9 +105,23 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (n *Node, er
 	if n.Verifier, err = auth.NewVerifier(bg, acfg); err != nil {
 		return nil, fmt.Errorf("token verifier: %w", err)
 	}
+	natsToken := cfg.NATSToken
+	if cfg.NATSURL == "" && cfg.NATSListen != "" && natsToken == "" && cfg.NATSUser == "" {
+		// The listener never goes without credentials: anyone reaching it
+		// could read the stored messages through JetStream's API.
+		tok, created, err := storedSecret(cfg.DataDir, NATSTokenFile, "nats token")
+		if err != nil {
+			return nil, err
+		}
+		natsToken = string(tok)
+		log.Info("backends connecting to the embedded NATS server need the token in "+filepath.Join(cfg.DataDir, NATSTokenFile),
+			"generated", created)
+	}
 	if n.Backbone, err = backbone.Start(ctx, backbone.Config{
 		URL: cfg.NATSURL, DataDir: cfg.DataDir, Listen: cfg.NATSListen, Name: cfg.NodeName,
-		Replicas: cfg.Replicas, Logger: log.With("component", "nats"),
+		User: cfg.NATSUser, Password: cfg.NATSPassword, Token: natsToken,
+		StorageReserve: cfg.StorageReserve, MaxStore: cfg.JetStreamMaxStore,
+		OnStorageFull: n.storageFull, Replicas: cfg.Replicas, Logger: log.With("component", "nats"),
 	}); err != nil {
 		return nil, err
 	}
@@ -176,7 +195,13 @@ func (n *Node) routes() {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]any{"self": cfg.NodeName, "nodes": n.Cluster.Nodes()})
 	}))
 	n.mux.HandleFunc("GET /healthz", httpapi.Health)
-	n.mux.HandleFunc("GET /readyz", httpapi.ReadyHandler(cfg.NodeName, n.Backbone.Ready))
+	n.mux.HandleFunc("GET /readyz", httpapi.ReadyHandler(cfg.NodeName, func() httpapi.ReadyState {
+		full, why := n.Backbone.StorageFull()
+		return httpapi.ReadyState{
+			NATSConnected: n.Backbone.Connected(), JetStream: n.Backbone.JetStreamState(),
+			StorageFull: full, StorageReason: why,
+		}
+	}))
 	n.mux.Handle("GET /metrics", n.Metrics.Handler())
 	webui.Routes(n.mux, webui.Options{DevToken: n.devToken(), Logger: n.Log}) // the web console at /, see docs/console.md
 	if cfg.Pprof {
@@ -208,6 +233,16 @@ func (n *Node) devToken() func() (string, error) {
 // timeouts are the HTTP server's, from the configuration.
 func (n *Node) timeouts() httpapi.Timeouts {
 	return httpapi.Timeouts{Idle: n.Config.HTTPIdleTimeout, Read: n.Config.HTTPReadTimeout, Write: n.Config.HTTPWriteTimeout}
+}
+
+// storageFull sets tether_storage_full when the backbone's storage
+// becomes full or has room again.
+func (n *Node) storageFull(full bool) {
+	v := 0.0
+	if full {
+		v = 1
+	}
+	n.Metrics.StorageFull.Set(v)
 }
 
 // Handle adds a route; endpoints added by later packages register here.
@@ -318,7 +353,14 @@ func newOperations(ctx context.Context, cfg *config.Config, bb *backbone.Backbon
 // DevSecret returns the development secret kept under dataDir, generating
 // and storing it (mode 0600) the first time.
 func DevSecret(dataDir string) (secret []byte, created bool, err error) {
-	path := filepath.Join(dataDir, DevSecretFile)
+	return storedSecret(dataDir, DevSecretFile, "dev secret")
+}
+
+// storedSecret returns the random secret kept in dataDir/file, generating
+// and storing it (64 hex digits, mode 0600) the first time; what names it
+// in errors.
+func storedSecret(dataDir, file, what string) (secret []byte, created bool, err error) {
+	path := filepath.Join(dataDir, file)
 	if b, err := os.ReadFile(path); err == nil {
 		if s := strings.TrimSpace(string(b)); len(s) >= 32 {
 			return []byte(s), false, nil
@@ -326,14 +368,14 @@ func DevSecret(dataDir string) (secret []byte, created bool, err error) {
 	}
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
-		return nil, false, fmt.Errorf("generate dev secret: %w", err)
+		return nil, false, fmt.Errorf("generate %s: %w", what, err)
 	}
 	s := hex.EncodeToString(raw)
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, false, fmt.Errorf("data dir %s: %w", dataDir, err)
 	}
 	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
-		return nil, false, fmt.Errorf("store dev secret: %w", err)
+		return nil, false, fmt.Errorf("store %s: %w", what, err)
 	}
 	return []byte(s), true, nil
 }

@@ -15,7 +15,7 @@ func TestTwoNodes(t *testing.T) {
 	a := testkit.Start(t, cfgA, nil)
 	cfgB := opsConfig(t)
 	cfgB.NodeName = "node-b"
-	cfgB.NATSURL = a.Backbone.ClientURL()
+	cfgB.NATSURL = a.Backbone.ClientURLWithCredentials()
 	b := testkit.Start(t, cfgB, nil)
 
 	w := workerConn(t, a, "far", "work")

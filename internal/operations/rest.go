@@ -90,6 +90,8 @@ func statusOfCode(code string) int {
 		return http.StatusForbidden
 	case protocol.CodeInternal:
 		return http.StatusInternalServerError
+	case protocol.CodeStorageFull:
+		return http.StatusInsufficientStorage
 	}
 	return http.StatusBadRequest
 }

@@ -75,10 +75,11 @@ type store struct {
 	stream jetstream.Stream
 	kv     jetstream.KeyValue
 	agents jetstream.KeyValue
+	bb     *backbone.Backbone
 }
 
 func openStore(ctx context.Context, bb *backbone.Backbone, maxAge time.Duration, maxBytes int64) (*store, error) {
-	st, err := bb.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	st, err := bb.EnsureStream(ctx, jetstream.StreamConfig{
 		Name:        StreamName,
 		Description: "Tether agent operation events",
 		Subjects:    []string{EventSubjectPrefix + "*"},
@@ -93,9 +94,9 @@ func openStore(ctx context.Context, bb *backbone.Backbone, maxAge time.Duration,
 		Duplicates: 2 * time.Minute,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
+		return nil, err
 	}
-	kv, err := bb.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := bb.EnsureKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      BucketName,
 		Description: "Tether agent operation records",
 		// Records live as long as their events: a record without events
@@ -106,18 +107,18 @@ func openStore(ctx context.Context, bb *backbone.Backbone, maxAge time.Duration,
 		Replicas: bb.Replicas,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create bucket %s: %w", BucketName, err)
+		return nil, err
 	}
-	agents, err := bb.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	agents, err := bb.EnsureKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      AgentsBucket,
 		Description: "Tether remote agents seen",
 		Storage:     jetstream.FileStorage,
 		Replicas:    bb.Replicas,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create bucket %s: %w", AgentsBucket, err)
+		return nil, err
 	}
-	return &store{js: bb.JS, stream: st, kv: kv, agents: agents}, nil
+	return &store{js: bb.JS, stream: st, kv: kv, agents: agents, bb: bb}, nil
 }
 
 // get returns an operation's record.
@@ -146,9 +147,16 @@ func (s *store) create(ctx context.Context, rec *stored) error {
 	if err != nil {
 		return fmt.Errorf("encode record %s: %w", rec.OperationID, err)
 	}
+	// On a full disk no operation starts: its events could not be stored.
+	if err := s.bb.Writable(); err != nil {
+		return refuse(protocol.CodeStorageFull, "the node's storage is full: the operation was not started; try again later")
+	}
 	_, err = backbone.CreateKey(ctx, s.kv, rec.OperationID, b)
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return errExists
+	}
+	if err = s.bb.WriteResult(err); errors.Is(err, backbone.ErrStorageFull) {
+		return refuse(protocol.CodeStorageFull, "the node's storage is full: the operation was not started; try again later")
 	}
 	if err != nil {
 		return fmt.Errorf("create record %s: %w", rec.OperationID, err)

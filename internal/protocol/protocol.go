@@ -48,6 +48,9 @@ const (
 	// CodeInputTooLarge refuses an operation input or a terminal input over
 	// its limit; nothing was done with it.
 	CodeInputTooLarge = "input_too_large"
+	// CodeStorageFull refuses a write because the node's storage is full;
+	// nothing was stored, reads keep working. Retry later.
+	CodeStorageFull = "storage_full"
 )
 
 // Message types shared by every endpoint.
