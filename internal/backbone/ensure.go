@@ -133,5 +133,14 @@ func sleep(ctx context.Context, d time.Duration) error {
 // only jetstream.ErrKeyRevisionMismatch): both are a conflict, to be
 // resolved by reading again.
 func IsConflict(err error) bool {
-	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return true
+	}
+	// A stream write with an expected last sequence (not through the
+	// key-value API) answers with the bare API error.
+	if apiErr, ok := errors.AsType[*jetstream.APIError](err); ok {
+		return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
+	}
+	return false
 }

@@ -36,13 +36,13 @@ type Config struct {
 	NodeName   string
 	Pprof      bool
 
-	NATSURL           string
-	NATSListen        string
-	NATSUser          string
-	NATSPassword      string
-	NATSToken         string
-	Replicas          int
-	ClusterHeartbeat  time.Duration
+	NATSURL          string
+	NATSListen       string
+	NATSUser         string
+	NATSPassword     string
+	NATSToken        string
+	Replicas         int
+	ClusterHeartbeat time.Duration
 	// ClusterDeadAfter is how long after its last heartbeat a node is
 	// considered down; 0 means three heartbeats.
 	ClusterDeadAfter  time.Duration

@@ -99,13 +99,13 @@ type Service struct {
 
 	mu       sync.Mutex
 	closing  bool
-	noStarts bool // StopStarting was called: running operations go on
-	local   map[string]*operation // operations this node writes
-	perUser map[string]int
-	total   int
-	perType map[string]int // running command operations per agent/type
-	workers map[string][]*worker
-	runSubs map[string]*nats.Subscription
+	noStarts bool                  // StopStarting was called: running operations go on
+	local    map[string]*operation // operations this node writes
+	perUser  map[string]int
+	total    int
+	perType  map[string]int // running command operations per agent/type
+	workers  map[string][]*worker
+	runSubs  map[string]*nats.Subscription
 	// followers are the running pumps (watchers reading an operation's
 	// events), so that a drain can stop those it does not wait for.
 	followers map[*follower]struct{}
