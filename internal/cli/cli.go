@@ -134,6 +134,9 @@ func Serve(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	if cfg.DrainTimeout > 0 {
+		drain(n, cfg.DrainTimeout, log)
+	}
 	log.Info("shutting down", "deadline", cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
@@ -144,6 +147,17 @@ func Serve(args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// drain lets the node's operations and terminals finish for up to timeout
+// before the shutdown; a second SIGINT or SIGTERM ends the drain at once.
+func drain(n *node.Node, timeout time.Duration, log *slog.Logger) {
+	log.Info("draining: starting nothing new; send the signal again to stop at once", "timeout", timeout)
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, timeout)
+	defer cancelT()
+	n.Drain(ctx)
 }
 
 func natsMode(n *node.Node) string {

@@ -64,6 +64,9 @@ type Config struct {
 	IdleTimeout     time.Duration
 	WriteTimeout    time.Duration
 	ShutdownTimeout time.Duration
+	// DrainTimeout is how long SIGTERM lets running operations and
+	// terminals finish (see node.Drain) before the shutdown; 0: no drain.
+	DrainTimeout time.Duration
 	MaxMessageSize  int64
 
 	HTTPIdleTimeout  time.Duration
@@ -146,6 +149,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "close a connection from which nothing (not even a pong) arrived for this long")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "deadline for one frame write to a client")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a graceful shutdown waits for connections to drain")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "on SIGTERM, let running operations and terminals finish for up to this long, starting nothing new, before shutting down (0: no drain)")
 	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", c.HTTPIdleTimeout, "close an HTTP keep-alive connection that has been idle between requests for this long")
 	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", c.HTTPReadTimeout, "deadline for reading an HTTP request body (headers: 10s, or this if shorter)")
 	fs.DurationVar(&c.HTTPWriteTimeout, "http-write-timeout", c.HTTPWriteTimeout, "longest one write of an HTTP response may wait for a client that does not read")
@@ -420,6 +424,9 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(o); o != "*" && (err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https")) {
 			errs = append(errs, fmt.Errorf("allowed-origins: %q is not * or an origin such as https://app.example.com", o))
 		}
+	}
+	if c.DrainTimeout < 0 {
+		errs = append(errs, errors.New("drain-timeout must not be negative"))
 	}
 	if c.MaxMessageSize < 1024 {
 		errs = append(errs, errors.New("max-message-size must be at least 1KiB"))

@@ -72,7 +72,7 @@ func TestFileErrorsSayWhatAndWhere(t *testing.T) {
 			`line 5: agents[0].operations.run.timeout: "120" is not a duration (examples: 30s, 5m, 1h30m)`},
 		{"agent concurrency", secret + "agents:\n  - id: x\n    operations:\n      run: {command: [x], concurrency: lots}\n",
 			`line 5: agents[0].operations.run.concurrency: "lots" is not a whole number`},
-		{"valid", "# comment\n" + secret + "idle_timeout: 5s\nallowed-origins: [a, b]\nagents:\n  - id: x\n    operations: {run: {command: [x], timeout: 5s}}\n", ""},
+		{"valid", "# comment\n" + secret + "idle_timeout: 5s\nallowed-origins: [https://a.example, https://b.example]\nagents:\n  - id: x\n    operations: {run: {command: [x], timeout: 5s}}\n", ""},
 	} {
 		if got := loadFile(t, tt.text); got != tt.want {
 			t.Errorf("%s:\n got %s\nwant %s", tt.name, got, tt.want)

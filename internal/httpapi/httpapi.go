@@ -248,8 +248,10 @@ func Health(w http.ResponseWriter, _ *http.Request) {
 
 // Readiness is the body of /readyz.
 type Readiness struct {
-	// Status is "ready", "not_ready" (503: NATS or JetStream unreachable)
-	// or "storage_full" (200: reads work, writes fail with storage_full).
+	// Status is "ready", "not_ready" (503: NATS or JetStream unreachable),
+	// "draining" (503: the node finishes its work before a restart and
+	// starts nothing new) or "storage_full" (200: reads work, writes fail
+	// with storage_full).
 	Status string `json:"status"`
 	Node   string `json:"node"`
 	// NATS is "connected" or "disconnected".
@@ -270,6 +272,8 @@ type ReadyState struct {
 	StorageFull bool
 	// StorageReason says why the storage is full.
 	StorageReason string
+	// Draining is true while the node drains before a restart.
+	Draining bool
 }
 
 // ReadyHandler serves /readyz: 503 while NATS is disconnected or
@@ -288,6 +292,11 @@ func ReadyHandler(node string, state func() ReadyState) http.HandlerFunc {
 		}
 		if st.JetStream != "" {
 			r.JetStream, r.Reason = st.JetStream, st.JetStream
+		}
+		if st.Draining {
+			r.Status, r.Reason = "draining", "the node is draining before a restart"
+			WriteJSON(w, http.StatusServiceUnavailable, r)
+			return
 		}
 		if !st.NATSConnected || st.JetStream != "" {
 			r.Status = "not_ready"

@@ -33,6 +33,9 @@ type Metrics struct {
 	// StorageFull is 1 while the node's storage is full (writes fail with
 	// storage_full), 0 otherwise.
 	StorageFull prometheus.Gauge
+	// Draining is 1 while the node drains before a restart (see
+	// node.Drain), 0 otherwise.
+	Draining prometheus.Gauge
 
 	inCache  sync.Map // [2]string → prometheus.Counter
 	outCache sync.Map
@@ -86,6 +89,9 @@ func New(node string) *Metrics {
 		StorageFull: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tether_storage_full", Help: "1 while the node's storage is full and writes fail with storage_full.",
 		}),
+		Draining: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tether_draining", Help: "1 while the node drains before a restart: it starts no new operation or terminal.",
+		}),
 	}
 	f(m.ConnectionsOpen)
 	f(m.Connections)
@@ -100,6 +106,7 @@ func New(node string) *Metrics {
 	f(m.MessageLatency)
 	f(m.Info)
 	f(m.StorageFull)
+	f(m.Draining)
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Info.WithLabelValues(node).Set(1)

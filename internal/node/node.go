@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tether-dev/tether/internal/agents"
@@ -64,10 +65,11 @@ type Node struct {
 	// GeneratedSecret is true when --dev generated Secret.
 	GeneratedSecret bool
 
-	mux     *http.ServeMux
-	handler http.Handler
-	httpSrv *http.Server
-	cancel  context.CancelFunc
+	mux      *http.ServeMux
+	handler  http.Handler
+	httpSrv  *http.Server
+	cancel   context.CancelFunc
+	draining atomic.Bool // Drain has begun: /readyz says so
 }
 
 // New starts everything a node needs except its listener.
@@ -199,7 +201,7 @@ func (n *Node) routes() {
 		full, why := n.Backbone.StorageFull()
 		return httpapi.ReadyState{
 			NATSConnected: n.Backbone.Connected(), JetStream: n.Backbone.JetStreamState(),
-			StorageFull: full, StorageReason: why,
+			StorageFull: full, StorageReason: why, Draining: n.draining.Load(),
 		}
 	}))
 	n.mux.Handle("GET /metrics", n.Metrics.Handler())
@@ -260,12 +262,44 @@ func (n *Node) Serve(ln net.Listener) error {
 	return err
 }
 
+// Drain prepares the node for a restart: /readyz answers 503 "draining"
+// (so that load balancers stop sending it clients) and tether_draining is
+// 1; new operations and new terminal programs are refused with
+// node_draining; the operations and terminals it runs go on, with their
+// clients, until they end by themselves. Drain returns once none is left,
+// or when ctx ends; Shutdown then ends whatever still runs.
+//
+// Remote workers' operations are among those waited for: a worker
+// connected to this node keeps running them through it during the drain.
+func (n *Node) Drain(ctx context.Context) {
+	n.draining.Store(true)
+	n.Metrics.Draining.Set(1)
+	n.Ops.StopStarting()
+	n.Milestones.StopStarting()
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		ops, terms := n.Ops.Running(), n.Milestones.Running()
+		if ops == 0 && terms == 0 {
+			n.Log.Info("drained: no operation or terminal left")
+			return
+		}
+		select {
+		case <-ctx.Done():
+			n.Log.Warn("drain ended with work still running", "operations", ops, "terminals", terms)
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // Shutdown stops the node, bounded by ctx: it stops accepting, ends the
 // operations running here as interrupted and lets their watchers (WebSocket
 // and SSE) deliver that final event, closes every WebSocket with 1001 and
 // waits for them to drain, then stops the rest, the backbone last so that
 // what the connections did on their way out still reaches NATS.
 func (n *Node) Shutdown(ctx context.Context) error {
+	n.Metrics.Draining.Set(0)
 	var errs []error
 	httpDone := make(chan error, 1)
 	if n.httpSrv != nil {
