@@ -84,7 +84,7 @@ func statusOfCode(code string) int {
 		return http.StatusRequestEntityTooLarge
 	case protocol.CodeCapacity:
 		return http.StatusTooManyRequests
-	case protocol.CodeAgentUnavailable:
+	case protocol.CodeAgentUnavailable, protocol.CodeNodeDraining:
 		return http.StatusServiceUnavailable
 	case protocol.CodeForbidden:
 		return http.StatusForbidden
