@@ -108,15 +108,22 @@ func Serve(args []string, stdout, stderr io.Writer) error {
 	signal.Notify(sigpipe, syscall.SIGPIPE)
 	defer signal.Stop(sigpipe)
 
+	// The port opens first: while the node connects to NATS and waits for
+	// JetStream (an external cluster may still be forming), /readyz says
+	// it is starting rather than the connection being refused.
+	sock, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	h := newHandoff(sock)
+	defer h.close()
+	stopStarting := serveStarting(h.turn(), cfg.NodeName)
 	n, err := node.New(ctx, cfg, log)
+	stopStarting()
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		_ = n.Shutdown(context.Background())
-		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
-	}
+	ln := h.last()
 	served := make(chan error, 1)
 	go func() { served <- n.Serve(ln) }()
 	log.Info("tether listening", "addr", ln.Addr().String(), "node", cfg.NodeName,

@@ -2,6 +2,11 @@ package cli_test
 
 import (
 	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/tether-dev/tether/internal/testkit"
 )
@@ -90,4 +96,69 @@ func TestServeSurvivesClosedOutputPipe(t *testing.T) {
 	if err := p.wait(t, testkit.Timeout); err != nil {
 		t.Fatalf("serve after SIGINT with its output pipe closed: %v, want exit status 0", err)
 	}
+}
+
+// A node whose NATS is not up yet keeps its port open and says on /readyz
+// that it is starting; once NATS and JetStream come up it is ready.
+func TestServeSaysStartingOnReadyz(t *testing.T) {
+	bin := buildTether(t)
+	dir := t.TempDir()
+	natsPort, httpPort := freePort(t), freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	cmd := exec.Command(bin, "serve", "--addr", fmt.Sprintf("127.0.0.1:%d", httpPort), "--data-dir", filepath.Join(dir, "data"),
+		"--jwt-secret", testkit.Secret, "--nats-url", fmt.Sprintf("nats://127.0.0.1:%d", natsPort))
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	var out testkit.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	p := startProc(t, cmd, killProc)
+
+	readyz := func() (int, map[string]any) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, nil
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m
+	}
+	var body map[string]any
+	testkit.Eventually(t, "/readyz while NATS is down", func() bool {
+		var status int
+		status, body = readyz()
+		return status == http.StatusServiceUnavailable
+	})
+	if body["status"] != "starting" {
+		t.Fatalf("/readyz = %v, want status starting", body)
+	}
+
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: natsPort, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	testkit.Eventually(t, "/readyz once NATS is up", func() bool {
+		status, b := readyz()
+		return status == http.StatusOK && b["status"] == "ready"
+	})
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.wait(t, testkit.Timeout); err != nil {
+		t.Fatalf("serve: %v\n%s", err, out.String())
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
