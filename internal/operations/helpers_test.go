@@ -38,6 +38,7 @@ agents:
       malformed: {command: [TD/malformed.sh]}
       fast: {command: [TD/fast.sh], concurrency: 100}
       chatty: {command: [TD/chatty.sh]}
+      logflood: {command: [TD/logflood.sh]}
       burst: {command: [TD/burst.sh]}
       one: {command: [TD/gated.sh], concurrency: 1, timeout: 30s}
 `
