@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
@@ -470,7 +471,13 @@ func TestConcurrentInputAndResizeDuringOutput(t *testing.T) {
 // stays bounded, a second client keeps receiving, and the slow client skips
 // forward to a replay when it finally reads.
 func TestNeverReadingClientBounded(t *testing.T) {
-	n := testkit.Start(t, nil, nil)
+	// The slow client reads nothing, pongs included, while 30 MiB stream
+	// past it, which takes longer than the default timeouts on a busy
+	// machine: they must not close it meanwhile (what is tested is that it
+	// is paced and costs no memory).
+	cfg := testkit.Config(t)
+	cfg.IdleTimeout, cfg.WriteTimeout = 5*time.Minute, 5*time.Minute
+	n := testkit.Start(t, cfg, nil)
 	create(t, n, "yes", []string{"yes"})
 	slow := attach(t, n, "yes", alice(t), "")
 	slow.status()

@@ -571,6 +571,11 @@ func TestHundredConcurrent(t *testing.T) {
 func TestWatcherNeverReads(t *testing.T) {
 	cfg := opsConfig(t)
 	cfg.OperationEventRate = 0
+	// The stuck client reads nothing, pongs included, for as long as the
+	// agent runs, which on a busy machine is over a minute: neither the
+	// idle timeout nor the write timeout (a write to its full socket) may
+	// close it meanwhile, since pacing is what is tested.
+	cfg.IdleTimeout, cfg.WriteTimeout = 5*time.Minute, 5*time.Minute
 	n := testkit.Start(t, cfg, nil)
 	stuck := guidance(t, n, "alice")
 	// 1000 events of 16 KiB: more than the loopback socket buffers hold,
