@@ -182,11 +182,33 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 		level = slog.LevelInfo
 	}
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redactAttr}
 	if cfg.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// redactAttr keeps tokens out of every log line, whatever logged them: a
+// string or error value that holds something shaped like a token, or a
+// credential parameter, is logged with it replaced (auth.Redact). The
+// places that log URLs and headers redact them already; this is the net
+// under every other one (an error that quotes a request, a library's
+// message).
+func redactAttr(_ []string, a slog.Attr) slog.Attr {
+	switch a.Value.Kind() {
+	case slog.KindString:
+		if s := a.Value.String(); auth.Redact(s) != s {
+			a.Value = slog.StringValue(auth.Redact(s))
+		}
+	case slog.KindAny:
+		if err, ok := a.Value.Any().(error); ok {
+			if s, r := err.Error(), auth.Redact(err.Error()); r != s {
+				a.Value = slog.StringValue(r)
+			}
+		}
+	}
+	return a
 }
 
 // self is how the user invoked this binary, so that printed examples can be
