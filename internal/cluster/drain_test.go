@@ -104,4 +104,3 @@ func getJSON(url string) (int, map[string]any) {
 	_ = json.NewDecoder(resp.Body).Decode(&m)
 	return resp.StatusCode, m
 }
-

@@ -66,8 +66,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// DrainTimeout is how long SIGTERM lets running operations and
 	// terminals finish (see node.Drain) before the shutdown; 0: no drain.
-	DrainTimeout time.Duration
-	MaxMessageSize  int64
+	DrainTimeout   time.Duration
+	MaxMessageSize int64
 
 	HTTPIdleTimeout  time.Duration
 	HTTPReadTimeout  time.Duration
