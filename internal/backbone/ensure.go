@@ -12,6 +12,9 @@ import (
 // EnsureTimeout bounds how long EnsureStream and EnsureKeyValue keep trying.
 const EnsureTimeout = 60 * time.Second
 
+// ensureAttempt bounds one attempt of EnsureStream or EnsureKeyValue.
+const ensureAttempt = 3 * time.Second
+
 // logEvery spaces the log lines of a wait that goes on.
 const logEvery = 10 * time.Second
 
@@ -68,7 +71,10 @@ func (b *Backbone) ensure(ctx context.Context, what string, try func(context.Con
 	defer cancel()
 	var last time.Time
 	for attempt := 0; ; attempt++ {
-		actx, acancel := context.WithTimeout(ctx, 10*time.Second)
+		// A short attempt: when several nodes create the same stream at
+		// once, JetStream may leave all but one request unanswered; the
+		// next attempt finds the stream made and returns at once.
+		actx, acancel := context.WithTimeout(ctx, ensureAttempt)
 		err := try(actx)
 		acancel()
 		if err == nil {

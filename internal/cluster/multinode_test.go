@@ -164,6 +164,15 @@ type Proc struct {
 
 func startTether(t *testing.T, nc *NATSCluster, name, ip string, extra ...string) *Proc {
 	t.Helper()
+	p := newTether(t, nc, name, ip, extra...)
+	p.start(t)
+	return p
+}
+
+// newTether prepares a `tether serve` process on the cluster without
+// starting it.
+func newTether(t *testing.T, nc *NATSCluster, name, ip string, extra ...string) *Proc {
+	t.Helper()
 	port := freePort(t, ip)
 	addr := fmt.Sprintf("%s:%d", ip, port)
 	args := append([]string{"serve", "--addr", addr, "--node-name", name, "--nats-url", nc.URL,
@@ -176,7 +185,6 @@ func startTether(t *testing.T, nc *NATSCluster, name, ip string, extra ...string
 			t.Logf("%s log:\n%s", name, p.log.String())
 		}
 	})
-	p.start(t)
 	return p
 }
 
@@ -190,6 +198,13 @@ func (p *Proc) Restart(t *testing.T) {
 
 func (p *Proc) start(t *testing.T) {
 	t.Helper()
+	p.launch(t)
+	p.waitReady(t)
+}
+
+// launch starts the process without waiting for it to be ready.
+func (p *Proc) launch(t *testing.T) {
+	t.Helper()
 	cmd := exec.Command(tetherBinary(t), p.args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
@@ -199,8 +214,15 @@ func (p *Proc) start(t *testing.T) {
 	p.cmd, p.exited = cmd, make(chan struct{})
 	exited := p.exited
 	go func() { _ = cmd.Wait(); close(exited) }()
-	name := p.Name
-	testkit.Eventually(t, name+" ready", func() bool {
+}
+
+// waitReady waits until the process answers /readyz with 200.
+func (p *Proc) waitReady(t *testing.T) {
+	t.Helper()
+	exited, name := p.exited, p.Name
+	// A node on a fresh three-server cluster creates its streams and
+	// buckets (three replicas each, about 2 s apiece) before it is ready.
+	testkit.EventuallyWithin(t, time.Minute, name+" ready", func() bool {
 		select {
 		case <-exited:
 			t.Fatalf("%s exited:\n%s", name, p.log.String())
@@ -529,4 +551,27 @@ func nodeUp(base, tok, name string) (up, ok bool) {
 		}
 	}
 	return false, false
+}
+
+// Three nodes started at the same moment on a fresh NATS cluster all come
+// up: they create Tether's streams and buckets together, and each sees
+// the others.
+func TestNodesStartTogether(t *testing.T) {
+	nc := startNATSCluster(t)
+	procs := []*Proc{newTether(t, nc, "a", "127.0.0.2"), newTether(t, nc, "b", "127.0.0.3"), newTether(t, nc, "c", "127.0.0.4")}
+	for _, p := range procs {
+		p.launch(t)
+	}
+	for _, p := range procs {
+		p.waitReady(t)
+	}
+	admin := testkit.Token(t, "ops", "admin")
+	for _, p := range procs {
+		for _, other := range []string{"a", "b", "c"} {
+			testkit.Eventually(t, p.Name+" to see "+other+" up", func() bool {
+				up, _ := nodeUp(p.HTTP, admin, other)
+				return up
+			})
+		}
+	}
 }

@@ -229,7 +229,15 @@ func (c *Client) Auth(tok string) map[string]any {
 // Eventually polls cond every 10 ms until it holds or Timeout passes.
 func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(Timeout)
+	EventuallyWithin(t, Timeout, what, cond)
+}
+
+// EventuallyWithin is Eventually with a deadline of its own, for waits
+// known to take longer than Timeout (a node creating its streams on a
+// replicated NATS cluster).
+func EventuallyWithin(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
