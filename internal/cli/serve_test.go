@@ -2,8 +2,6 @@ package cli_test
 
 import (
 	"bufio"
-	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -112,19 +110,7 @@ func TestServeSaysStartingOnReadyz(t *testing.T) {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	p := startProc(t, cmd, killProc)
 
-	readyz := func() (int, map[string]any) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, nil
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&m)
-		return resp.StatusCode, m
-	}
+	readyz := func() (int, map[string]any) { return testkit.GetJSON(base + "/readyz") }
 	var body map[string]any
 	testkit.Eventually(t, "/readyz while NATS is down", func() bool {
 		var status int

@@ -1,9 +1,6 @@
 package cluster_test
 
 import (
-	"context"
-	"encoding/json"
-	"net/http"
 	"syscall"
 	"testing"
 	"time"
@@ -46,7 +43,7 @@ func TestDrain(t *testing.T) {
 
 	_ = run.cmd.Process.Signal(syscall.SIGTERM)
 	testkit.Eventually(t, run.Name+" /readyz draining", func() bool {
-		status, body := getJSON(run.HTTP + "/readyz")
+		status, body := testkit.GetJSON(run.HTTP + "/readyz")
 		return status == 503 && body["status"] == "draining"
 	})
 	status, body := testkit.PostJSON(t, run.HTTP+"/api/operations", admin, map[string]any{"agent_id": "ticker", "operation_type": "tick", "input": map[string]any{"n": 1}})
@@ -88,19 +85,4 @@ func TestDrain(t *testing.T) {
 	if reason := term.ExpectClose(4004); reason != "node_down" {
 		t.Fatalf("close reason %q", reason)
 	}
-}
-
-// getJSON GETs url and decodes a JSON object; safe from any goroutine.
-func getJSON(url string) (int, map[string]any) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, nil
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&m)
-	return resp.StatusCode, m
 }

@@ -336,3 +336,23 @@ func Fields(m map[string]any, keys ...string) string {
 	}
 	return sb.String()
 }
+
+// GetJSON GETs url within two seconds and decodes a JSON object body. It
+// fails nothing: status 0 means no answer, so it may poll a server that is
+// starting or gone, from any goroutine.
+func GetJSON(url string) (int, map[string]any) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, nil
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m
+}
