@@ -248,7 +248,11 @@ func TestPublishAPI(t *testing.T) {
 func TestSlowConsumerClosed(t *testing.T) {
 	cfg := testkit.Config(t)
 	cfg.SendQueue = 16
-	cfg.WriteTimeout = 5 * time.Second
+	// Long enough that the send queue overflows (4008, what is tested)
+	// before a write blocked on the slow client's full socket times out
+	// (which tears the connection down mid-frame), however long the
+	// publishes take on a busy machine.
+	cfg.WriteTimeout = time.Minute
 	n := testkit.Start(t, cfg, nil)
 	tok := testkit.Token(t, "reader", "admin")
 	slow, fast := dial(t, n, tok), dial(t, n, tok)
