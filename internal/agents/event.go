@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/tether-dev/tether/internal/agui"
 )
 
 // EventKind says which fields of an Event are meaningful. The final
@@ -20,6 +22,10 @@ const (
 	EventLog EventKind = "log"
 	// EventResult carries Result.
 	EventResult EventKind = "result"
+	// EventAGUI carries AGUI: a line that is a JSON object whose "type" is
+	// an AG-UI 1.0 event type (agui.Known). The operations service checks
+	// and stores it; see internal/agui.
+	EventAGUI EventKind = "agui"
 )
 
 // Event is one line of an agent's stdout, decoded. See the package comment
@@ -38,6 +44,8 @@ type Event struct {
 	Log string `json:"log,omitempty"`
 	// Result is the JSON value of a result line, as the agent printed it.
 	Result json.RawMessage `json:"result,omitempty"`
+	// AGUI is the line of an AG-UI event, trimmed of surrounding space.
+	AGUI json.RawMessage `json:"agui,omitempty"`
 }
 
 // parseLine decodes one stdout line (without its line ending). It returns
@@ -54,6 +62,16 @@ func parseLine(line []byte) (ev Event, ok bool, err error) {
 	var obj map[string]json.RawMessage
 	if trimmed[0] != '{' || json.Unmarshal(trimmed, &obj) != nil {
 		return Event{Kind: EventLog, Log: string(line)}, true, nil
+	}
+
+	// An AG-UI event: its "type" names one. Anything else with a "type"
+	// (a structured log record, say) keeps its old meaning.
+	if raw, found := obj["type"]; found {
+		var t string
+		if json.Unmarshal(raw, &t) == nil && agui.Known(agui.Type(t)) {
+			// A copy: the scanner reuses its buffer.
+			return Event{Kind: EventAGUI, AGUI: bytes.Clone(trimmed)}, true, nil
+		}
 	}
 
 	var (

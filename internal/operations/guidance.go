@@ -77,6 +77,9 @@ func (g *guidance) Handle(c *conn.Conn, env protocol.Envelope) {
 		})
 		if !p.recovered {
 			c.Send(protocol.TypeOperationState, protocol.OperationState{Type: protocol.TypeOperationState, Operation: p.state()})
+			if b := stateSnapshot(&p.rec); b != nil {
+				c.SendRaw(protocol.TypeAGUIEvent, b)
+			}
 		}
 		if p.final != nil {
 			c.SendRaw(p.final.Type, p.final.Data)

@@ -40,6 +40,7 @@ agents:
       chatty: {command: [TD/chatty.sh]}
       burst: {command: [TD/burst.sh]}
       one: {command: [TD/gated.sh], concurrency: 1, timeout: 30s}
+      agui: {command: [TD/agui.py], concurrency: 100, timeout: 60s}
 `
 
 // killGrace is the test nodes' SIGTERM-to-SIGKILL grace.

@@ -200,6 +200,9 @@ func (s *Service) restEvents(w http.ResponseWriter, r *http.Request, cl *auth.Cl
 		if write(delivery{Type: protocol.TypeOperationState, Data: b}) != nil {
 			return
 		}
+		if b := stateSnapshot(&p.rec); b != nil && write(delivery{Type: protocol.TypeAGUIEvent, Data: b}) != nil {
+			return
+		}
 	}
 	if p.final != nil {
 		_ = write(delivery{Seq: p.final.Seq, Type: p.final.Type, Data: p.final.Data})

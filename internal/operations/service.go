@@ -37,6 +37,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tether-dev/tether/internal/agents"
+	"github.com/tether-dev/tether/internal/agui"
 	"github.com/tether-dev/tether/internal/auth"
 	"github.com/tether-dev/tether/internal/backbone"
 	"github.com/tether-dev/tether/internal/protocol"
@@ -493,6 +494,14 @@ func (s *Service) launchCommand(rec *stored, spec agents.OperationSpec, input js
 				return o.progress(e.Progress, e.Message, e.Step, e.Data)
 			case agents.EventLog:
 				return o.log(e.Log)
+			case agents.EventAGUI:
+				err := o.aguiEvent(e.AGUI)
+				if ae, ok := errors.AsType[*agui.Error](err); ok {
+					// The agent is told in its own log, which its
+					// watchers see too; nothing of the event is stored.
+					return o.log(refusalLog(ae))
+				}
+				return err
 			}
 			return nil // the result goes into operation_completed
 		})

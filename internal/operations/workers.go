@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/tether-dev/tether/internal/agui"
 	"github.com/tether-dev/tether/internal/auth"
 	"github.com/tether-dev/tether/internal/conn"
 	"github.com/tether-dev/tether/internal/protocol"
@@ -136,7 +137,7 @@ func (s *Service) handleRun(m *nats.Msg) {
 func (s *Service) WorkerEndpoint() *conn.Endpoint {
 	return &conn.Endpoint{
 		Name: "agent-worker",
-		KnownTypes: []string{protocol.TypeRegister, protocol.TypeProgress, protocol.TypeLog,
+		KnownTypes: []string{protocol.TypeRegister, protocol.TypeProgress, protocol.TypeLog, protocol.TypeEvent,
 			protocol.TypeCompleted, protocol.TypeFailed, protocol.TypeCancelled},
 		Open: func(c *conn.Conn) conn.Session {
 			if !c.Claims().HasRole(auth.RoleAgent) {
@@ -200,7 +201,7 @@ func (w *worker) Handle(c *conn.Conn, env protocol.Envelope) {
 		return
 	}
 	switch env.Type {
-	case protocol.TypeProgress, protocol.TypeLog, protocol.TypeCompleted, protocol.TypeFailed, protocol.TypeCancelled:
+	case protocol.TypeProgress, protocol.TypeLog, protocol.TypeEvent, protocol.TypeCompleted, protocol.TypeFailed, protocol.TypeCancelled:
 	default:
 		w.error(env, protocol.CodeBadRequest, "unknown message type "+env.Type)
 		return
@@ -226,6 +227,8 @@ func (w *worker) Handle(c *conn.Conn, env protocol.Envelope) {
 		err = o.progress(ev.Progress, ev.Message, ev.Step, ev.Data)
 	case protocol.TypeLog:
 		err = o.log(ev.Message)
+	case protocol.TypeEvent:
+		err = o.aguiEvent(ev.Event)
 	case protocol.TypeCompleted:
 		o.finish(protocol.StatusCompleted, "", "", ev.Result)
 	case protocol.TypeFailed:
@@ -240,6 +243,11 @@ func (w *worker) Handle(c *conn.Conn, env protocol.Envelope) {
 			msg = "cancelled"
 		}
 		o.finish(protocol.StatusCancelled, "", msg, ev.Result)
+	}
+	if ae, ok := errors.AsType[*agui.Error](err); ok {
+		// A refused AG-UI event: the reply's code is the refusal's.
+		w.error(env, ae.Code, refusalMessage(ae))
+		return
 	}
 	switch {
 	case errors.Is(err, errRateLimited):

@@ -19,6 +19,8 @@ const (
 	TypeOperationUnsubscribed = "operation_unsubscribed"
 	TypeOperationState        = "operation_state"
 	TypeCancelRequested       = "cancel_requested"
+	// TypeAGUIEvent is an AG-UI event of an operation (OperationAGUIEvent).
+	TypeAGUIEvent = "agui_event"
 )
 
 // Message types of the /ws/agent-worker endpoint. Run and cancel go from the
@@ -33,6 +35,8 @@ const (
 	TypeCompleted  = "completed"
 	TypeFailed     = "failed"
 	TypeCancelled  = "cancelled"
+	// TypeEvent carries an AG-UI event (WorkerEvent.Event).
+	TypeEvent = "event"
 )
 
 // Error codes of operation_error replies (and the REST API's error field).
@@ -116,6 +120,18 @@ type OperationLog struct {
 	Message     string `json:"message"`
 	Time        string `json:"time"`
 	Seq         uint64 `json:"seq"`
+}
+
+// OperationAGUIEvent is one AG-UI event of an operation, as the agent sent
+// it (or as Tether coalesced or closed it): Event is the AG-UI event's JSON
+// object. Seq is the operation's seq, shared with its other events; it is
+// 0 only for a STATE_SNAPSHOT sent to a watcher in place of history that is
+// no longer stored.
+type OperationAGUIEvent struct {
+	Type        string          `json:"type"`
+	OperationID string          `json:"operation_id"`
+	Event       json.RawMessage `json:"event"`
+	Seq         uint64          `json:"seq"`
 }
 
 // OperationEnded is the final event: operation_completed (with Result),
@@ -226,8 +242,9 @@ type Cancel struct {
 }
 
 // WorkerEvent is what a worker sends about one of its operations: progress
-// (Progress, Message, Step, Data), log (Message), completed (Result),
-// failed (Code, Message, Result) or cancelled (Message).
+// (Progress, Message, Step, Data), log (Message), event (Event, an AG-UI
+// event), completed (Result), failed (Code, Message, Result) or cancelled
+// (Message).
 type WorkerEvent struct {
 	OperationID string          `json:"operation_id"`
 	Progress    *float64        `json:"progress"`
@@ -236,4 +253,5 @@ type WorkerEvent struct {
 	Data        json.RawMessage `json:"data"`
 	Result      json.RawMessage `json:"result"`
 	Code        string          `json:"code"`
+	Event       json.RawMessage `json:"event"`
 }
