@@ -514,6 +514,11 @@ func writeHTTPError(w http.ResponseWriter, status int, code, msg string) {
 // originAllowed reports whether a browser request's Origin may connect.
 // Cross-site WebSocket hijacking relies on the browser sending the victim's
 // cookies or credentials from another site's page; checking Origin stops it.
+// OriginAllowed reports whether r's Origin (if any) may use the server:
+// one of allowed ("*": any), or, when allowed is empty, r's own host. The
+// AG-UI endpoint's CORS uses the same rule as the WebSocket handshake.
+func OriginAllowed(r *http.Request, allowed []string) bool { return originAllowed(r, allowed) }
+
 func originAllowed(r *http.Request, allowed []string) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {

@@ -188,3 +188,31 @@ func refusalMessage(e *agui.Error) string {
 func refusalLog(e *agui.Error) string {
 	return "tether: AG-UI event refused (" + e.Code + "): " + refusalMessage(e)
 }
+
+// beginAGUILocked starts the AG-UI run of an operation started by the
+// AG-UI endpoint: when its RunAgentInput has a state other than {}, that
+// state is stored as a STATE_SNAPSHOT (seq 2), so that the stored stream
+// holds the run's whole state without the input (RUN_STARTED, made from
+// operation_started, does not carry it). o.mu must be held.
+func (o *operation) beginAGUILocked(input json.RawMessage) error {
+	if o.rec.ThreadID == "" {
+		return nil
+	}
+	var in struct {
+		State json.RawMessage `json:"state"`
+	}
+	_ = json.Unmarshal(input, &in) // checked by the endpoint
+	run := o.aguiRunLocked()
+	st := string(in.State)
+	if st == "" || st == "null" || st == "{}" {
+		return nil
+	}
+	ev, err := agui.Make(agui.StateSnapshot, agui.KV{Key: "snapshot", Value: in.State})
+	if err != nil {
+		return fmt.Errorf("initial state of %s: %w", o.rec.OperationID, err)
+	}
+	if err := run.State.Check(ev); err != nil {
+		return fmt.Errorf("initial state of %s: %w", o.rec.OperationID, err)
+	}
+	return o.storeAGUILocked([]*agui.Event{ev}, false)
+}

@@ -84,8 +84,9 @@ func (s *Service) newOperation(rec *stored, kind string) *operation {
 }
 
 // begin stores operation_started (seq 1) and the record, and starts
-// answering cancel requests. It returns the started event.
-func (o *operation) begin() (protocol.OperationStarted, error) {
+// answering cancel requests. It returns the started event. For an AG-UI
+// run, input is its RunAgentInput (see beginAGUILocked).
+func (o *operation) begin(input json.RawMessage) (protocol.OperationStarted, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	ev := protocol.OperationStarted{
@@ -99,6 +100,9 @@ func (o *operation) begin() (protocol.OperationStarted, error) {
 		return ev, err
 	}
 	o.rec.StreamSeq = sseq
+	if err := o.beginAGUILocked(input); err != nil {
+		return ev, err
+	}
 	if err := o.svc.store.put(ctx, &o.rec); err != nil {
 		return ev, err
 	}

@@ -40,6 +40,7 @@ func (s *Service) Routes(mux *http.ServeMux, a *httpapi.Authenticator) {
 	mux.HandleFunc("POST /api/operations/{id}/cancel", a.Authed(s.restCancel))
 	mux.HandleFunc("GET /api/operations/{id}/events", a.Authed(s.restEvents))
 	mux.HandleFunc("GET /api/agents", a.Authed(s.restAgents))
+	s.aguiRoutes(mux, a)
 }
 
 // AgentInfo describes an agent that operations can be started on.
@@ -53,10 +54,20 @@ type AgentInfo struct {
 // configuration and every agent a remote worker has registered (whether or
 // not one is connected now), sorted by id.
 func (s *Service) restAgents(w http.ResponseWriter, r *http.Request, _ *auth.Claims) {
-	out, err := s.store.remoteAgents(r.Context())
+	out, err := s.agentInfos(r.Context())
 	if err != nil {
 		httpapi.Unavailable(w, r, s.log, err)
 		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"agents": out})
+}
+
+// agentInfos lists the command agents and the remote agents ever
+// registered, sorted by id.
+func (s *Service) agentInfos(ctx context.Context) ([]AgentInfo, error) {
+	out, err := s.store.remoteAgents(ctx)
+	if err != nil {
+		return nil, err
 	}
 	for id, ca := range s.commands {
 		ops := make([]string, 0, len(ca.Operations))
@@ -70,7 +81,7 @@ func (s *Service) restAgents(w http.ResponseWriter, r *http.Request, _ *auth.Cla
 	if out == nil {
 		out = []AgentInfo{}
 	}
-	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"agents": out})
+	return out, nil
 }
 
 // statusOfCode maps an operation error code to an HTTP status.
@@ -211,6 +222,15 @@ func (s *Service) restEvents(w http.ResponseWriter, r *http.Request, cl *auth.Cl
 	if !p.follow {
 		return
 	}
+	s.followSSE(w, r, id, p, &wmu, write)
+}
+
+// followSSE pumps operation id's events to an event stream through send
+// until the final event, the client leaving or the node shutting down,
+// writing a keep-alive comment on a quiet stream. wmu serializes writes to
+// w: send must hold it too.
+func (s *Service) followSSE(w http.ResponseWriter, r *http.Request, id string, p *plan, wmu *sync.Mutex, send func(delivery) error) {
+	rc := http.NewResponseController(w)
 	// The request's context ends when the client goes; the service's
 	// when the node shuts down.
 	ctx, cancel := context.WithCancel(r.Context())
@@ -247,7 +267,7 @@ func (s *Service) restEvents(w http.ResponseWriter, r *http.Request, cl *auth.Cl
 			}
 		}
 	}()
-	if _, err := s.pump(ctx, id, p, pumpOptions{send: write}); err != nil && ctx.Err() == nil {
+	if _, err := s.pump(ctx, id, p, pumpOptions{send: send}); err != nil && ctx.Err() == nil {
 		s.log.Warn("operation events stream", "operation", id, "err", err)
 	}
 }

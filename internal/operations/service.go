@@ -62,6 +62,12 @@ type Config struct {
 	EventRate float64
 	// MaxInputBytes bounds an operation's input.
 	MaxInputBytes int
+	// MaxAGUIInputBytes bounds the RunAgentInput of the AG-UI endpoint,
+	// the input of the operations it starts (0: MaxInputBytes).
+	MaxAGUIInputBytes int
+	// AllowedOrigins are the browser origins the AG-UI endpoint answers
+	// with CORS headers (conn.OriginAllowed).
+	AllowedOrigins []string
 	// MaxEventBytes bounds one event from an agent.
 	MaxEventBytes int
 	// KillGrace is how long an agent has to stop after a cancel before it is
@@ -333,14 +339,25 @@ type Started struct {
 // Start starts an operation owned by owner. The error is an *Error for
 // refusals.
 func (s *Service) Start(ctx context.Context, owner string, req protocol.StartOperation) (Started, error) {
+	return s.start(ctx, owner, req, "")
+}
+
+// start is Start; thread, when set, makes the operation an AG-UI run of
+// that threadId started by the AG-UI endpoint: its input is a
+// RunAgentInput, bounded by MaxAGUIInputBytes instead of MaxInputBytes.
+func (s *Service) start(ctx context.Context, owner string, req protocol.StartOperation, thread string) (Started, error) {
 	id := req.OperationID
+	maxInput := s.cfg.MaxInputBytes
+	if thread != "" && s.cfg.MaxAGUIInputBytes > 0 {
+		maxInput = s.cfg.MaxAGUIInputBytes
+	}
 	if id == "" {
 		id = newID()
 	} else if !protocol.ValidID(id) {
 		return Started{}, refuse(protocol.CodeInvalidOperationID, "operation_id must be 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit")
 	}
-	if len(req.Input) > s.cfg.MaxInputBytes && s.cfg.MaxInputBytes > 0 {
-		return Started{}, refuse(protocol.CodeInputTooLarge, "input is %d bytes; the limit is %d", len(req.Input), s.cfg.MaxInputBytes)
+	if len(req.Input) > maxInput && maxInput > 0 {
+		return Started{}, refuse(protocol.CodeInputTooLarge, "input is %d bytes; the limit is %d", len(req.Input), maxInput)
 	}
 	if len(req.Input) > 0 && !json.Valid(req.Input) {
 		return Started{}, refuse(protocol.CodeBadRequest, "input must be valid JSON")
@@ -362,7 +379,7 @@ func (s *Service) Start(ctx context.Context, owner string, req protocol.StartOpe
 	rec := &stored{OperationRecord: protocol.OperationRecord{
 		OperationID: id, AgentID: req.AgentID, OperationType: req.OperationType, Owner: owner,
 		Status: protocol.StatusRunning, StartedAt: t, UpdatedAt: t, Node: s.cfg.Node,
-	}}
+	}, ThreadID: thread}
 	if err := s.store.create(ctx, rec); err != nil {
 		if errors.Is(err, errExists) {
 			return Started{}, refuse(protocol.CodeOperationExists, "operation %s already exists", id)
@@ -466,7 +483,7 @@ func (s *Service) launchCommand(rec *stored, spec agents.OperationSpec, input js
 	o := s.newOperation(rec, kindCommand)
 	ctx, cancel := context.WithCancel(context.Background())
 	o.stop = cancel
-	ev, err := o.begin()
+	ev, err := o.begin(input)
 	if err != nil {
 		cancel()
 		s.releaseSlot(rec.Owner, typeKey)

@@ -109,7 +109,7 @@ func (s *Service) handleRun(m *nats.Msg) {
 		s.untrack(o)
 		s.releaseSlot(rec.Owner, "")
 	}
-	ev, err := o.begin()
+	ev, err := o.begin(req.Input)
 	if err != nil {
 		s.releaseSlot(rec.Owner, "")
 		s.log.Error("start remote operation", "operation", id, "err", err)

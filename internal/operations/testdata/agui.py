@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """An AG-UI command agent for the tests: prints what its input says.
 
-The input is {"script": [...]}: each item is printed as one stdout line,
+The input is {"script": [...]}, or a RunAgentInput whose forwardedProps
+is that (as the AG-UI endpoint passes it): each item is printed as one stdout line,
 except these directives:
   {"_deltas": {"type": T, "id_field": F, "id": ID, "n": N, "per_sec": R}}
       N delta events of type T (TEXT_MESSAGE_CONTENT by default) for ID,
       the i-th with delta "<i>;" (paced at R a second when given);
   {"_sleep": S}    sleeps S seconds;
   {"_wait": NAME}  waits until the file NAME exists in the directory
-                   TETHER_GATE_DIR (the input's "gate").
+                   named by the input's "gate".
   {"_text": S}     prints S as is.
 """
 import json
@@ -17,6 +18,8 @@ import sys
 import time
 
 inp = json.loads(sys.stdin.readline() or "null") or {}
+if "runId" in inp:
+    inp = inp.get("forwardedProps") or {}
 gate = inp.get("gate", "")
 out = sys.stdout
 
