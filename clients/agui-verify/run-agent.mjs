@@ -5,7 +5,8 @@ import { HttpAgent } from "@ag-ui/client";
 /**
  * @param {string} url the AG-UI endpoint (POST, answers text/event-stream)
  * @param {{headers?: Record<string,string>, runId?: string, threadId?: string,
- *          initialState?: unknown, initialMessages?: unknown[]}} [opts]
+ *          initialState?: unknown, initialMessages?: unknown[],
+ *          forwardedProps?: unknown}} [opts]
  * @returns {Promise<{messages: unknown[], state: unknown, result: unknown,
  *          newMessages: unknown[], events: string[]}>}
  *   events lists the types of the events the agent applied, in order.
@@ -20,7 +21,7 @@ export async function runAgainst(url, opts = {}) {
   });
   const events = [];
   const { result, newMessages } = await agent.runAgent(
-    { runId: opts.runId },
+    { runId: opts.runId, forwardedProps: opts.forwardedProps },
     { onEvent: ({ event }) => void events.push(event.type) },
   );
   return { messages: agent.messages, state: agent.state, result, newMessages, events };
