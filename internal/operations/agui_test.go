@@ -251,3 +251,24 @@ func TestAGUIStateAfterRetention(t *testing.T) {
 		t.Fatalf("snapshot = %s", got)
 	}
 }
+
+// The AG-UI endpoint refuses a run whose oldest events retention dropped:
+// its stream could not begin with RUN_STARTED.
+func TestAGUIEndpointHistoryExpired(t *testing.T) {
+	cfg := opsConfig(t)
+	cfg.OperationHistoryMaxBytes = 256 << 10
+	cfg.OperationEventRate = 0
+	n := testkit.Start(t, cfg, nil)
+	tok := testkit.Token(t, "alice")
+	in := runInput("run-old", nil, map[string]any{"script": []any{}})
+	postAGUI(t, n, "/ag-ui/agents/tests/agui", tok, in, nil).all()
+	c := guidance(t, n, "alice")
+	start(t, c, "ret-big", "tests", "chatty", nil)
+	readOp(t, c, "ret-big")
+	s := postAGUI(t, n, "/ag-ui/agents/tests/agui", tok, in, nil)
+	var b strings.Builder
+	_, _ = s.rd.WriteTo(&b)
+	if s.resp.StatusCode != 410 || strings.TrimSpace(b.String()) != `{"error":"history_expired","message":"the events of run run-old are no longer all stored (retention); start a new run"}` {
+		t.Fatalf("re-attach: %d %s", s.resp.StatusCode, b.String())
+	}
+}

@@ -25,6 +25,10 @@ import (
 // event as RUN_FINISHED or RUN_ERROR; progress and logs are not sent. Each
 // frame's id is the event's seq, and Last-Event-ID resumes after it.
 
+// codeHistoryExpired refuses to stream a run whose oldest events are no
+// longer stored.
+const codeHistoryExpired = "history_expired"
+
 // aguiRoutes registers the AG-UI endpoint on mux.
 func (s *Service) aguiRoutes(mux *http.ServeMux, a *httpapi.Authenticator) {
 	mux.HandleFunc("POST /ag-ui/agents/{agent}", s.cors(a.Authed(s.aguiRun)))
@@ -179,6 +183,16 @@ func (s *Service) aguiRun(w http.ResponseWriter, r *http.Request, cl *auth.Claim
 	if rec.AgentID != agent || rec.OperationType != typ {
 		httpapi.WriteError(w, http.StatusConflict, protocol.CodeOperationExists,
 			"run "+in.RunID+" exists and is an operation "+rec.OperationType+" of agent "+rec.AgentID)
+		return
+	}
+	// An AG-UI stream must begin with RUN_STARTED (and a resumed one needs
+	// everything up to its position): a run whose oldest events retention
+	// dropped cannot be served.
+	if first, err := s.store.firstEvent(r.Context(), in.RunID, rec.StreamSeq); errors.Is(err, errNotFound) || (err == nil && first.Seq != 1) {
+		httpapi.WriteError(w, http.StatusGone, codeHistoryExpired, "the events of run "+in.RunID+" are no longer all stored (retention); start a new run")
+		return
+	} else if err != nil {
+		httpapi.Unavailable(w, r, s.log, err)
 		return
 	}
 	if after > 0 {

@@ -333,3 +333,36 @@ func TestAGUIEndpointErrors(t *testing.T) {
 		t.Errorf("info without a token: %d", st)
 	}
 }
+
+// A remote worker's agent through the AG-UI endpoint: the worker gets the
+// RunAgentInput as its input, and its events are the stream.
+func TestAGUIEndpointWorker(t *testing.T) {
+	n := startNode(t)
+	w := workerConn(t, n, "remote-chat", "chat")
+	tok := testkit.Token(t, "alice")
+	in := runInput("run-w", map[string]any{"k": "v"}, map[string]any{"x": 1})
+	s := postAGUI(t, n, "/ag-ui/agents/remote-chat", tok, in, nil)
+	run := w.Expect("run")
+	if got := compact(t, run["input"]); got != compact(t, in) || run["operation_id"] != "run-w" || run["operation_type"] != "chat" {
+		t.Fatalf("run = %v", run)
+	}
+	for _, e := range []map[string]any{
+		{"type": "TEXT_MESSAGE_START", "messageId": "m", "role": "assistant"},
+		// One delta: how several merge depends on timing (see
+		// TestAGUIWorker).
+		{"type": "TEXT_MESSAGE_CONTENT", "messageId": "m", "delta": "ab"},
+		{"type": "STATE_DELTA", "delta": []any{map[string]any{"op": "add", "path": "/k2", "value": 2}}},
+	} {
+		w.Send(map[string]any{"type": "event", "operation_id": "run-w", "event": e})
+	}
+	w.Send(map[string]any{"type": "failed", "operation_id": "run-w", "code": "quota_exceeded", "message": "out of tokens"})
+	wantFrames(t, s.all(),
+		`1: {"type":"RUN_STARTED","threadId":"thread-1","runId":"run-w"}`,
+		`2: {"type":"STATE_SNAPSHOT","snapshot":{"k":"v"}}`,
+		`3: {"messageId":"m","role":"assistant","type":"TEXT_MESSAGE_START"}`,
+		`4: {"delta":"ab","messageId":"m","type":"TEXT_MESSAGE_CONTENT"}`,
+		`5: {"delta":[{"op":"add","path":"/k2","value":2}],"type":"STATE_DELTA"}`,
+		`6: {"type":"TEXT_MESSAGE_END","messageId":"m"}`,
+		`7: {"type":"RUN_ERROR","message":"out of tokens","code":"quota_exceeded"}`,
+	)
+}
