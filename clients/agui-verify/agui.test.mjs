@@ -6,6 +6,7 @@
 //   AGUI_RUN_ID   the runId to send (default: a UUID)
 //   AGUI_STATE    JSON of the agent's initial state (default {})
 //   AGUI_FORWARDED JSON of the run's forwardedProps (default none)
+//   AGUI_MESSAGES JSON array of the agent's initial messages (default [])
 //   AGUI_EXPECT_ERROR  when set, runAgent must fail: {error: message} is
 //                 written instead
 //   AGUI_OUT      file to write {messages, state, result, newMessages, events}
@@ -23,6 +24,7 @@ test("HttpAgent.runAgent with the verifier accepts the stream", { skip: !url && 
     runId: process.env.AGUI_RUN_ID || undefined,
     initialState: process.env.AGUI_STATE ? JSON.parse(process.env.AGUI_STATE) : undefined,
     forwardedProps: process.env.AGUI_FORWARDED ? JSON.parse(process.env.AGUI_FORWARDED) : undefined,
+    initialMessages: process.env.AGUI_MESSAGES ? JSON.parse(process.env.AGUI_MESSAGES) : undefined,
   });
   let out;
   if (process.env.AGUI_EXPECT_ERROR) {

@@ -323,7 +323,7 @@ func TestAGUIEndpointErrors(t *testing.T) {
 	// GET /ag-ui/info lists the agents and where to post.
 	st, info := testkit.Do(t, http.MethodGet, n.HTTP+"/ag-ui/info", tok, nil)
 	agents, _ := info["agents"].([]any)
-	if st != 200 || len(agents) != 2 {
+	if st != 200 || len(agents) != 3 {
 		t.Fatalf("info: %d %v", st, info)
 	}
 	if got := compact(t, agents[0]); !strings.HasPrefix(got, `{"agent_id":"agent_456","kind":"command","operations":["execute_workflow"],"urls":["/ag-ui/agents/agent_456","/ag-ui/agents/agent_456/execute_workflow"]}`) {

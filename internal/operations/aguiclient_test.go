@@ -161,3 +161,40 @@ func TestAGUIHttpAgentResume(t *testing.T) {
 		t.Errorf("events %s", got)
 	}
 }
+
+// The example agent examples/agents/chat.py, run by a stock HttpAgent:
+// the verifier accepts it, and the client assembles its two messages, the
+// tool call and its result, and the state.
+func TestAGUIExampleChat(t *testing.T) {
+	aguiClientDir(t)
+	n := startNode(t)
+	tok := testkit.Token(t, "alice")
+	a := httpAgent(t, n.HTTP+"/ag-ui/agents/chat",
+		jsonEnv(t, "AGUI_HEADERS", map[string]string{"Authorization": "Bearer " + tok}),
+		jsonEnv(t, "AGUI_MESSAGES", []any{map[string]any{"id": "u1", "role": "user", "content": "resume"}}),
+		jsonEnv(t, "AGUI_STATE", map[string]any{"theme": "dark"}))
+	var msgs []map[string]any
+	if err := json.Unmarshal(a.Messages, &msgs); err != nil || len(msgs) != 4 {
+		t.Fatalf("messages %s: %v", a.Messages, err)
+	}
+	calls, _ := msgs[1]["toolCalls"].([]any)
+	if msgs[0]["content"] != "resume" || msgs[1]["content"] != "Let me look that up before I answer." || len(calls) != 1 {
+		t.Fatalf("messages %s", a.Messages)
+	}
+	if fn := calls[0].(map[string]any)["function"].(map[string]any); fn["name"] != "search" || fn["arguments"] != `{"query": "resume"}` {
+		t.Fatalf("tool call %v", calls[0])
+	}
+	if msgs[2]["role"] != "tool" || msgs[2]["content"] != `["Tether stores every event", "AG-UI clients resume with Last-Event-ID"]` {
+		t.Fatalf("tool result %v", msgs[2])
+	}
+	if msgs[3]["content"] != "You asked about resume. I found 2 results: Tether stores every event; AG-UI clients resume with Last-Event-ID." {
+		t.Fatalf("answer %v", msgs[3])
+	}
+	if string(a.State) != `{"theme":"dark","question":"resume","steps":["think","search","answer"],"searches":1}` {
+		t.Fatalf("state %s", a.State)
+	}
+	var res map[string]any
+	if err := json.Unmarshal(a.Result, &res); err != nil || res["answer_message_id"] != msgs[3]["id"] || res["searches"] != float64(1) {
+		t.Fatalf("result %s", a.Result)
+	}
+}
