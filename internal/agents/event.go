@@ -22,6 +22,9 @@ const (
 	EventLog EventKind = "log"
 	// EventResult carries Result.
 	EventResult EventKind = "result"
+	// EventInputRequest carries Input: the agent asks a person for input
+	// ({"input_request": {"id": …, "prompt": …, "schema": …}}).
+	EventInputRequest EventKind = "input_request"
 	// EventAGUI carries AGUI: a line that is a JSON object whose "type" is
 	// an AG-UI 1.0 event type (agui.Known). The operations service checks
 	// and stores it; see internal/agui.
@@ -44,6 +47,8 @@ type Event struct {
 	Log string `json:"log,omitempty"`
 	// Result is the JSON value of a result line, as the agent printed it.
 	Result json.RawMessage `json:"result,omitempty"`
+	// Input is an input request.
+	Input *InputRequest `json:"input,omitempty"`
 	// AGUI is the line of an AG-UI event, trimmed of surrounding space.
 	AGUI json.RawMessage `json:"agui,omitempty"`
 }
@@ -72,6 +77,17 @@ func parseLine(line []byte) (ev Event, ok bool, err error) {
 			// A copy: the scanner reuses its buffer.
 			return Event{Kind: EventAGUI, AGUI: bytes.Clone(trimmed)}, true, nil
 		}
+	}
+
+	if raw, found := obj["input_request"]; found {
+		var req InputRequest
+		if err := json.Unmarshal(raw, &req); err != nil || req.ID == "" || req.Prompt == "" {
+			return Event{}, false, fmt.Errorf(`"input_request" must be an object with a string "id" and "prompt", got %s`, raw)
+		}
+		if len(req.Schema) > 0 && req.Schema[0] != '{' {
+			return Event{}, false, fmt.Errorf(`"input_request" "schema" must be a JSON object, got %s`, req.Schema)
+		}
+		return Event{Kind: EventInputRequest, Input: &req}, true, nil
 	}
 
 	var (
@@ -125,6 +141,15 @@ func parseLine(line []byte) (ev Event, ok bool, err error) {
 		// record from a library: keep it verbatim.
 		return Event{Kind: EventLog, Log: string(line)}, true, nil
 	}
+}
+
+// InputRequest is an agent's request for a person's input: ID names it
+// (unique within the operation), Prompt asks, Schema (optional) is a JSON
+// Schema the answer should match, for the UI's form.
+type InputRequest struct {
+	ID     string          `json:"id"`
+	Prompt string          `json:"prompt"`
+	Schema json.RawMessage `json:"schema,omitempty"`
 }
 
 // isJSONNumber reports whether raw, a valid JSON value, is a number, so that

@@ -75,6 +75,13 @@ type runAgentInput struct {
 	ThreadID string          `json:"threadId"`
 	RunID    string          `json:"runId"`
 	State    json.RawMessage `json:"state"`
+	// Resume answers the run's input requests (interruptId: the request
+	// id; status resolved or cancelled; payload: the answer).
+	Resume []struct {
+		InterruptID string          `json:"interruptId"`
+		Status      string          `json:"status"`
+		Payload     json.RawMessage `json:"payload"`
+	} `json:"resume"`
 }
 
 // aguiAgentTypes returns the operation types of an agent, and whether it
@@ -159,12 +166,14 @@ func (s *Service) aguiRun(w http.ResponseWriter, r *http.Request, cl *auth.Claim
 	// the agent twice. Start refuses a taken id atomically, so two racing
 	// requests start it once and both watch it.
 	rec, err := s.store.get(r.Context(), in.RunID)
+	created := false
 	if errors.Is(err, errNotFound) {
+		created = true
 		_, err = s.start(r.Context(), cl.Subject, protocol.StartOperation{
 			OperationID: in.RunID, AgentID: agent, OperationType: typ, Input: body,
 		}, in.ThreadID)
 		if e, ok := errors.AsType[*Error](err); ok && e.Code == protocol.CodeOperationExists {
-			err = nil
+			err, created = nil, false
 		}
 		if err != nil {
 			s.writeErr(w, err)
@@ -194,6 +203,22 @@ func (s *Service) aguiRun(w http.ResponseWriter, r *http.Request, cl *auth.Claim
 	} else if err != nil {
 		httpapi.Unavailable(w, r, s.log, err)
 		return
+	}
+	// Resume entries answer the run's open input requests; one answered
+	// already, or a run that has ended (a retried request), is not an
+	// error: the request re-attaches.
+	for _, e := range in.Resume {
+		if created || !protocol.Live(rec.Status) {
+			break // nothing to answer
+		}
+		err := s.AnswerInput(r.Context(), cl, protocol.AnswerInput{OperationID: in.RunID, RequestID: e.InterruptID, Status: e.Status, Value: e.Payload})
+		if re, ok := errors.AsType[*Error](err); ok && re.Code == protocol.CodeAlreadyAnswered {
+			continue
+		}
+		if err != nil {
+			s.writeErr(w, err)
+			return
+		}
 	}
 	if after > 0 {
 		last, err := s.store.lastEvent(r.Context(), in.RunID)
@@ -290,6 +315,26 @@ func aguiOf(d delivery, runID, thread string) (*agui.Event, error) {
 			return nil, err
 		}
 		return agui.Parse(m.Event)
+	case protocol.TypeOperationInputRequested, protocol.TypeOperationInputAnswered:
+		// AG-UI 1.0 has no event for a question asked in the middle of a
+		// run: a CUSTOM event carries it, and the answer comes back as a
+		// resume entry of the next RunAgentInput for the run.
+		var m protocol.OperationInput
+		if err := json.Unmarshal(d.Data, &m); err != nil {
+			return nil, err
+		}
+		v := map[string]any{"requestId": m.RequestID}
+		name := "tether.input_request"
+		if d.Type == protocol.TypeOperationInputRequested {
+			v["prompt"] = m.Prompt
+			if len(m.Schema) > 0 {
+				v["schema"] = m.Schema
+			}
+		} else {
+			name = "tether.input_answered"
+			v["status"], v["value"] = m.Status, m.Value
+		}
+		return agui.Make(agui.Custom, agui.KV{Key: "name", Value: name}, agui.KV{Key: "value", Value: v})
 	case protocol.TypeOperationCompleted, protocol.TypeOperationFailed, protocol.TypeOperationCancelled:
 		var m protocol.OperationEnded
 		if err := json.Unmarshal(d.Data, &m); err != nil {

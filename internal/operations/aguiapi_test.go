@@ -266,7 +266,7 @@ func TestAGUIEndpointErrors(t *testing.T) {
 		{"unknown agent", "/ag-ui/agents/nobody", tok, in, nil, 404, `{"error":"unknown_agent","message":"no agent \"nobody\""}`},
 		{"unknown type", "/ag-ui/agents/tests/nope", tok, in, nil, 404, `{"error":"unknown_operation_type","message":"agent tests has no operation type \"nope\""}`},
 		{"several types", "/ag-ui/agents/tests", tok, in, nil, 404,
-			`{"error":"unknown_operation_type","message":"agent tests has 13 operation types; post to /ag-ui/agents/tests/{operation_type}"}`},
+			`{"error":"unknown_operation_type","message":"agent tests has 15 operation types; post to /ag-ui/agents/tests/{operation_type}"}`},
 		{"not a RunAgentInput", "/ag-ui/agents/tests/agui", tok, map[string]any{"runId": "x"}, nil, 400,
 			`{"error":"bad_request","message":"the body must be a RunAgentInput: a JSON object with threadId and runId"}`},
 		{"bad runId", "/ag-ui/agents/tests/agui", tok, runInput("no spaces", nil, nil), nil, 400,

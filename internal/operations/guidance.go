@@ -18,7 +18,7 @@ func (s *Service) GuidanceEndpoint() *conn.Endpoint {
 	return &conn.Endpoint{
 		Name: "agent-guidance",
 		KnownTypes: []string{protocol.TypeStartOperation, protocol.TypeCancelOperation,
-			protocol.TypeSubscribeOperation, protocol.TypeUnsubscribeOperation},
+			protocol.TypeSubscribeOperation, protocol.TypeUnsubscribeOperation, protocol.TypeAnswerInput},
 		Open: func(c *conn.Conn) conn.Session {
 			return &guidance{svc: s, c: c, watches: map[string]*watching{}}
 		},
@@ -104,6 +104,16 @@ func (g *guidance) Handle(c *conn.Conn, env protocol.Envelope) {
 			return
 		}
 		c.Send(protocol.TypeCancelRequested, protocol.OperationReply{Type: protocol.TypeCancelRequested, ID: env.ID, OperationID: req.OperationID})
+	case protocol.TypeAnswerInput:
+		var req protocol.AnswerInput
+		if !g.decode(env, &req) {
+			return
+		}
+		if err := g.svc.AnswerInput(ctx, c.Claims(), req); err != nil {
+			g.fail(env, req.OperationID, err)
+			return
+		}
+		c.Send(protocol.TypeInputAccepted, protocol.OperationInputReply{Type: protocol.TypeInputAccepted, ID: env.ID, OperationID: req.OperationID, RequestID: req.RequestID})
 	default:
 		c.Send(protocol.TypeError, protocol.NewError(env.ID, protocol.CodeBadRequest, "unknown message type "+env.Type))
 	}

@@ -41,6 +41,8 @@ agents:
       burst: {command: [TD/burst.sh]}
       one: {command: [TD/gated.sh], concurrency: 1, timeout: 30s}
       agui: {command: [TD/agui.py], concurrency: 100, timeout: 60s}
+      ask: {command: [TD/ask.py], interactive: true, timeout: 30s}
+      ask-deaf: {command: [TD/ask.py], timeout: 30s}
   - id: chat
     operations:
       chat: {command: [EX/chat.py], env: {TOKENS_PER_SEC: "500"}}

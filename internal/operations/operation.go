@@ -69,6 +69,9 @@ type operation struct {
 	agui       *agui.Run
 	aguiTimer  *time.Timer
 	stateDirty bool
+	// input holds the input requests (input.go); inputSub takes answers.
+	input    inputState
+	inputSub *nats.Subscription
 }
 
 func (s *Service) newOperation(rec *stored, kind string) *operation {
@@ -80,7 +83,8 @@ func (s *Service) newOperation(rec *stored, kind string) *operation {
 	rec.Kind = kind
 	rec.Node = s.cfg.Node
 	rec.Status = protocol.StatusRunning
-	return &operation{svc: s, kind: kind, rec: *rec, limiter: rate.NewLimiter(r, max(burst, 1))}
+	return &operation{svc: s, kind: kind, rec: *rec, limiter: rate.NewLimiter(r, max(burst, 1)),
+		input: inputState{open: map[string]*time.Timer{}, answered: map[string]bool{}}}
 }
 
 // begin stores operation_started (seq 1) and the record, and starts
@@ -112,6 +116,9 @@ func (o *operation) begin(input json.RawMessage) (protocol.OperationStarted, err
 		return ev, fmt.Errorf("subscribe to cancels of %s: %w", o.rec.OperationID, err)
 	}
 	o.cancelSub = sub
+	if o.inputSub, err = o.svc.nc.Subscribe(inputSubject(o.rec.OperationID), o.handleInput); err != nil {
+		return ev, fmt.Errorf("subscribe to answers of %s: %w", o.rec.OperationID, err)
+	}
 	return ev, nil
 }
 
@@ -235,6 +242,7 @@ func (o *operation) finish(status, code, message string, result json.RawMessage)
 	o.flushPendingLocked()
 	o.finishAGUILocked()
 	o.stateIntoRecordLocked()
+	o.stopInputLocked()
 	o.ended = true
 	if o.flushTimer != nil {
 		o.flushTimer.Stop()
@@ -282,6 +290,9 @@ func (o *operation) finish(status, code, message string, result json.RawMessage)
 	}
 	if o.cancelSub != nil {
 		_ = o.cancelSub.Unsubscribe()
+	}
+	if o.inputSub != nil {
+		_ = o.inputSub.Unsubscribe()
 	}
 	onEnd := o.onEnd
 	o.mu.Unlock()

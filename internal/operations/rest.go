@@ -39,6 +39,7 @@ func (s *Service) Routes(mux *http.ServeMux, a *httpapi.Authenticator) {
 	mux.HandleFunc("GET /api/operations/{id}", a.Authed(s.restGet))
 	mux.HandleFunc("POST /api/operations/{id}/cancel", a.Authed(s.restCancel))
 	mux.HandleFunc("GET /api/operations/{id}/events", a.Authed(s.restEvents))
+	mux.HandleFunc("POST /api/operations/{id}/input", a.Authed(s.restInput))
 	mux.HandleFunc("GET /api/agents", a.Authed(s.restAgents))
 	s.aguiRoutes(mux, a)
 }
@@ -89,7 +90,7 @@ func statusOfCode(code string) int {
 	switch code {
 	case protocol.CodeUnknownAgent, protocol.CodeUnknownOperationType, protocol.CodeNotFound:
 		return http.StatusNotFound
-	case protocol.CodeOperationExists:
+	case protocol.CodeOperationExists, protocol.CodeAlreadyAnswered:
 		return http.StatusConflict
 	case protocol.CodeInputTooLarge:
 		return http.StatusRequestEntityTooLarge
@@ -162,6 +163,27 @@ func (s *Service) restCancel(w http.ResponseWriter, r *http.Request, cl *auth.Cl
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusAccepted, CancelResponse{OperationID: id, Status: "cancel_requested"})
+}
+
+// InputResponse is the body of POST /api/operations/{id}/input.
+type InputResponse struct {
+	OperationID string `json:"operation_id"`
+	RequestID   string `json:"request_id"`
+	Status      string `json:"status"`
+}
+
+// restInput answers an input request.
+func (s *Service) restInput(w http.ResponseWriter, r *http.Request, cl *auth.Claims) {
+	var req protocol.AnswerInput
+	if !httpapi.DecodeBody(w, r, &req) {
+		return
+	}
+	req.OperationID = r.PathValue("id")
+	if err := s.AnswerInput(r.Context(), cl, req); err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, InputResponse{OperationID: req.OperationID, RequestID: req.RequestID, Status: "answered"})
 }
 
 // restEvents streams an operation's events as Server-Sent Events, with the

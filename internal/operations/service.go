@@ -70,6 +70,10 @@ type Config struct {
 	AllowedOrigins []string
 	// MaxEventBytes bounds one event from an agent.
 	MaxEventBytes int
+	// InputTimeout is how long an input request may wait for its answer
+	// before the operation fails with input_timeout (0: no limit beyond
+	// the operation's own).
+	InputTimeout time.Duration
 	// KillGrace is how long an agent has to stop after a cancel before it is
 	// killed (command agents) or the operation is ended without it (workers).
 	KillGrace time.Duration
@@ -194,7 +198,7 @@ func (s *Service) failNode(ctx context.Context, node, why string) error {
 		return fmt.Errorf("recover operations: %w", err)
 	}
 	for _, rec := range recs {
-		if rec.Status != protocol.StatusRunning || rec.Node != node {
+		if !protocol.Live(rec.Status) || rec.Node != node {
 			continue
 		}
 		o := &operation{svc: s, kind: rec.Kind, rec: *rec, seq: rec.LastSeq}
@@ -481,6 +485,24 @@ func (s *Service) launchCommand(rec *stored, spec agents.OperationSpec, input js
 		return Started{}, e
 	}
 	o := s.newOperation(rec, kindCommand)
+	var answers chan []byte
+	if spec.Interactive {
+		// As many as requests may be made: delivery never blocks.
+		answers = make(chan []byte, maxInputRequests)
+		o.input.deliver = func(in protocol.Input) bool {
+			line, _ := json.Marshal(struct {
+				RequestID string          `json:"request_id"`
+				Status    string          `json:"status"`
+				Value     json.RawMessage `json:"value"`
+			}{in.RequestID, in.Status, in.Value})
+			select {
+			case answers <- line:
+				return true
+			default:
+				return false
+			}
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	o.stop = cancel
 	ev, err := o.begin(input)
@@ -504,13 +526,19 @@ func (s *Service) launchCommand(rec *stored, spec agents.OperationSpec, input js
 		defer cancel()
 		out := agents.Run(ctx, agents.RunRequest{
 			OperationID: rec.OperationID, AgentID: rec.AgentID, OperationType: rec.OperationType,
-			Input: input, Spec: spec, MaxEventBytes: s.cfg.MaxEventBytes, KillGrace: s.cfg.KillGrace,
+			Input: input, Spec: spec, MaxEventBytes: s.cfg.MaxEventBytes, KillGrace: s.cfg.KillGrace, Answers: answers,
 		}, func(e agents.Event) error {
 			switch e.Kind {
 			case agents.EventProgress:
 				return o.progress(e.Progress, e.Message, e.Step, e.Data)
 			case agents.EventLog:
 				return o.log(e.Log)
+			case agents.EventInputRequest:
+				err := o.requestInput(e.Input.ID, e.Input.Prompt, e.Input.Schema)
+				if re, ok := errors.AsType[*Error](err); ok {
+					return o.log("tether: input request refused (" + re.Code + "): " + re.Message)
+				}
+				return err
 			case agents.EventAGUI:
 				err := o.aguiEvent(e.AGUI)
 				if ae, ok := errors.AsType[*agui.Error](err); ok {
@@ -606,7 +634,7 @@ func (s *Service) Cancel(ctx context.Context, cl *auth.Claims, id string) error 
 	if err != nil {
 		return err
 	}
-	if rec.Status != protocol.StatusRunning {
+	if !protocol.Live(rec.Status) {
 		return refuse(protocol.CodeNotFound, "operation %s has already ended (%s)", id, rec.Status)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.StartTimeout)
