@@ -16,7 +16,8 @@ RunAgentInput; see docs/ag-ui.md), or by hand:
         | TOKENS_PER_SEC=200 ./examples/agents/chat.py
 
 It prints one AG-UI event per line. TOKENS_PER_SEC (default 40) sets how
-fast it "generates".
+fast it "generates". With APPROVE=1 (declare it interactive: true) it asks
+a person before it searches, and reads the answer on stdin.
 """
 import json
 import os
@@ -25,6 +26,7 @@ import time
 import uuid
 
 RATE = float(os.environ.get("TOKENS_PER_SEC", "40"))
+APPROVE = os.environ.get("APPROVE") == "1"
 
 
 def emit(**event):
@@ -55,6 +57,18 @@ def main():
     thinking = "msg-" + uuid.uuid4().hex[:8]
     stream_text(thinking, "Let me look that up before I answer.")
     emit(type="STEP_FINISHED", stepName="think")
+
+    if APPROVE:
+        # Tether's input request: the operation waits (waiting_input) until
+        # its owner answers; the answer comes as one line on stdin.
+        print(json.dumps({"input_request": {"id": "approve-search", "prompt": "Search the web for %r?" % question,
+                                            "schema": {"type": "boolean"}}}), flush=True)
+        answer = json.loads(sys.stdin.readline() or "{}")
+        if answer.get("value") is not True:
+            emit(type="STATE_DELTA", delta=[{"op": "add", "path": "/steps/-", "value": "declined"}])
+            stream_text("msg-" + uuid.uuid4().hex[:8], "Understood: I will not search.")
+            print(json.dumps({"result": {"searches": 0}}), flush=True)
+            return
 
     # A tool call whose arguments stream like the text does.
     emit(type="STEP_STARTED", stepName="search")

@@ -169,7 +169,7 @@ func TestAGUIExampleChat(t *testing.T) {
 	aguiClientDir(t)
 	n := startNode(t)
 	tok := testkit.Token(t, "alice")
-	a := httpAgent(t, n.HTTP+"/ag-ui/agents/chat",
+	a := httpAgent(t, n.HTTP+"/ag-ui/agents/chat/chat",
 		jsonEnv(t, "AGUI_HEADERS", map[string]string{"Authorization": "Bearer " + tok}),
 		jsonEnv(t, "AGUI_MESSAGES", []any{map[string]any{"id": "u1", "role": "user", "content": "resume"}}),
 		jsonEnv(t, "AGUI_STATE", map[string]any{"theme": "dark"}))
@@ -196,5 +196,44 @@ func TestAGUIExampleChat(t *testing.T) {
 	var res map[string]any
 	if err := json.Unmarshal(a.Result, &res); err != nil || res["answer_message_id"] != msgs[3]["id"] || res["searches"] != float64(1) {
 		t.Fatalf("result %s", a.Result)
+	}
+}
+
+// The example agent with APPROVE=1 asks before it searches: declined, it
+// says so and does not search.
+func TestAGUIExampleChatApproval(t *testing.T) {
+	n := startNode(t)
+	tok := testkit.Token(t, "alice")
+	in := runInput("run-approve", nil, nil)
+	in["messages"] = []any{map[string]any{"id": "u1", "role": "user", "content": "tether"}}
+	s := postAGUI(t, n, "/ag-ui/agents/chat/approve", tok, in, nil)
+	fs := s.until("tether.input_request")
+	if got := fs[len(fs)-1].Data; got != `{"type":"CUSTOM","name":"tether.input_request","value":{"prompt":"Search the web for 'tether'?","requestId":"approve-search","schema":{"type":"boolean"}}}` {
+		t.Fatalf("request = %s", got)
+	}
+	if rec := waitStatus(t, n, "alice", "run-approve", "waiting_input"); rec["agent_id"] != "chat" {
+		t.Fatalf("record = %v", rec)
+	}
+	st, _ := testkit.Do(t, "POST", n.HTTP+"/api/operations/run-approve/input", tok, strings.NewReader(`{"request_id":"approve-search","value":false}`))
+	if st != 200 {
+		t.Fatalf("answer: %d", st)
+	}
+	rest := s.all()
+	if last := rest[len(rest)-1].Data; last != `{"type":"RUN_FINISHED","threadId":"thread-1","runId":"run-approve","result":{"searches":0}}` {
+		t.Fatalf("last = %s", last)
+	}
+	var text strings.Builder
+	for _, f := range rest {
+		var ev map[string]any
+		_ = json.Unmarshal([]byte(f.Data), &ev)
+		if ev["type"] == "TOOL_CALL_START" {
+			t.Fatalf("searched after a no: %v", rest)
+		}
+		if ev["type"] == "TEXT_MESSAGE_CONTENT" {
+			text.WriteString(ev["delta"].(string))
+		}
+	}
+	if text.String() != "Understood: I will not search." {
+		t.Fatalf("text after the answer = %q", text.String())
 	}
 }

@@ -46,6 +46,7 @@ agents:
   - id: chat
     operations:
       chat: {command: [EX/chat.py], env: {TOKENS_PER_SEC: "500"}}
+      approve: {command: [EX/chat.py], env: {TOKENS_PER_SEC: "500", APPROVE: "1"}, interactive: true}
 `
 
 // killGrace is the test nodes' SIGTERM-to-SIGKILL grace.
