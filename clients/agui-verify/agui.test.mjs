@@ -7,6 +7,8 @@
 //   AGUI_STATE    JSON of the agent's initial state (default {})
 //   AGUI_FORWARDED JSON of the run's forwardedProps (default none)
 //   AGUI_MESSAGES JSON array of the agent's initial messages (default [])
+//   AGUI_RESUME   JSON array of the run's resume entries (default none)
+//   AGUI_ABORT_ON abort (detach from) the run at the CUSTOM event of this name
 //   AGUI_EXPECT_ERROR  when set, runAgent must fail: {error: message} is
 //                 written instead
 //   AGUI_OUT      file to write {messages, state, result, newMessages, events}
@@ -25,6 +27,8 @@ test("HttpAgent.runAgent with the verifier accepts the stream", { skip: !url && 
     initialState: process.env.AGUI_STATE ? JSON.parse(process.env.AGUI_STATE) : undefined,
     forwardedProps: process.env.AGUI_FORWARDED ? JSON.parse(process.env.AGUI_FORWARDED) : undefined,
     initialMessages: process.env.AGUI_MESSAGES ? JSON.parse(process.env.AGUI_MESSAGES) : undefined,
+    resume: process.env.AGUI_RESUME ? JSON.parse(process.env.AGUI_RESUME) : undefined,
+    abortOnCustom: process.env.AGUI_ABORT_ON || undefined,
   });
   let out;
   if (process.env.AGUI_EXPECT_ERROR) {

@@ -237,3 +237,29 @@ func TestAGUIExampleChatApproval(t *testing.T) {
 		t.Fatalf("text after the answer = %q", text.String())
 	}
 }
+
+// An input round trip with the stock client: a first runAgent sees the
+// request (a CUSTOM event) and detaches; a second posts the run again with
+// the answer as a resume entry and Last-Event-ID, and gets the rest.
+func TestAGUIHttpAgentInput(t *testing.T) {
+	aguiClientDir(t)
+	n := startNode(t)
+	tok := testkit.Token(t, "alice")
+	url := n.HTTP + "/ag-ui/agents/tests/ask"
+	headers := map[string]string{"Authorization": "Bearer " + tok}
+	a := httpAgent(t, url, jsonEnv(t, "AGUI_HEADERS", headers), "AGUI_RUN_ID=client-ask", "AGUI_ABORT_ON=tether.input_request")
+	// The client reports its own abort as RUN_ERROR; the run goes on.
+	if got := strings.Join(a.Events, " "); got != "RUN_STARTED CUSTOM RUN_ERROR" {
+		t.Fatalf("first run: events %s", got)
+	}
+	waitStatus(t, n, "alice", "client-ask", "waiting_input")
+	headers["Last-Event-ID"] = "2"
+	a = httpAgent(t, url, jsonEnv(t, "AGUI_HEADERS", headers), "AGUI_RUN_ID=client-ask",
+		jsonEnv(t, "AGUI_RESUME", []any{map[string]any{"interruptId": "approve", "status": "resolved", "payload": true}}))
+	if got := strings.Join(a.Events, " "); got != "RUN_STARTED STATE_SNAPSHOT CUSTOM RUN_FINISHED" {
+		t.Fatalf("second run: events %s", got)
+	}
+	if string(a.Result) != `{"request_id":"approve","status":"resolved","value":true}` {
+		t.Fatalf("result %s", a.Result)
+	}
+}
