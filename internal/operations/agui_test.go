@@ -1,10 +1,13 @@
 package operations_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tether-dev/tether/internal/testkit"
 )
@@ -270,5 +273,27 @@ func TestAGUIEndpointHistoryExpired(t *testing.T) {
 	_, _ = s.rd.WriteTo(&b)
 	if s.resp.StatusCode != 410 || strings.TrimSpace(b.String()) != `{"error":"history_expired","message":"the events of run run-old are no longer all stored (retention); start a new run"}` {
 		t.Fatalf("re-attach: %d %s", s.resp.StatusCode, b.String())
+	}
+}
+
+// The REST event stream answers its headers at once, before any event: a
+// client knows it is subscribed without waiting for the agent.
+func TestEventsStreamHeadersAtOnce(t *testing.T) {
+	n := startNode(t)
+	dir, open := gate(t)
+	c := guidance(t, n, "alice")
+	start(t, c, "quiet", "tests", "agui", map[string]any{"gate": dir, "script": []any{map[string]any{"_wait": "go"}}})
+	defer open("go")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.HTTP+"/api/operations/quiet/events?after_seq=1", nil)
+	req.Header.Set("Authorization", "Bearer "+testkit.Token(t, "alice"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("no response before the first event: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
 	}
 }

@@ -214,6 +214,10 @@ func (s *Service) restEvents(w http.ResponseWriter, r *http.Request, cl *auth.Cl
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
+	// The headers now, not with the first event: a client waiting for the
+	// response (to know it is subscribed) would otherwise wait for the
+	// agent's next event, or the first keep-alive.
+	_ = rc.Flush()
 	var wmu sync.Mutex // events and keep-alives
 	write := func(d delivery) error {
 		wmu.Lock()
