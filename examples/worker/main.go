@@ -1,8 +1,11 @@
 // Command worker is an example remote agent for Tether: it connects to
-// /ws/agent-worker, registers agent "remote-summarizer" with operation type
-// "summarize", and runs each operation it is given, reporting progress, a
-// log line and a result. It stops an operation when Tether sends cancel, and
-// reconnects with backoff when the connection drops.
+// /ws/agent-worker, registers agent "remote-summarizer" with operation types
+// "summarize" and "chat", and runs each operation it is given. summarize
+// reports progress, a log line and a result; chat is an AG-UI agent (see
+// docs/ag-ui.md): it asks for approval (an input request), then streams its
+// answer as AG-UI text events and updates its state. It stops an operation
+// when Tether sends cancel, and reconnects with backoff when the connection
+// drops.
 //
 // It uses nothing of Tether's own code: the wire protocol is plain JSON
 // over WebSocket (see docs/agents.md), so a worker in any language looks
@@ -14,6 +17,8 @@
 // Then start an operation from a UI or backend:
 //
 //	{"type":"start_operation","agent_id":"remote-summarizer","operation_type":"summarize","input":{"text":"hello tether"}}
+//
+// or run chat from any AG-UI client: POST /ag-ui/agents/remote-summarizer/chat.
 package main
 
 import (
@@ -47,6 +52,15 @@ type message struct {
 	Message       string          `json:"message,omitempty"`
 	Result        any             `json:"result,omitempty"`
 	Code          string          `json:"code,omitempty"`
+	// Event is an AG-UI event (type "event").
+	Event any `json:"event,omitempty"`
+	// RequestID, Prompt and Schema are an input request (type
+	// "input_request"); RequestID, Status and Value its answer ("input").
+	RequestID string          `json:"request_id,omitempty"`
+	Prompt    string          `json:"prompt,omitempty"`
+	Schema    any             `json:"schema,omitempty"`
+	Status    string          `json:"status,omitempty"`
+	Value     json.RawMessage `json:"value,omitempty"`
 }
 
 func main() {
@@ -92,6 +106,8 @@ type worker struct {
 
 	mu  sync.Mutex
 	ops map[string]context.CancelFunc
+	// answers delivers the answers to the operations' input requests.
+	answers map[string]chan message
 }
 
 // serve runs one connection until it drops. Operations running on it are
@@ -104,9 +120,9 @@ func serve(ctx context.Context, url, token, agent string, step time.Duration) er
 		return fmt.Errorf("dial %s: %w", url, err)
 	}
 	defer c.CloseNow()
-	w := &worker{c: c, step: step, ops: map[string]context.CancelFunc{}}
+	w := &worker{c: c, step: step, ops: map[string]context.CancelFunc{}, answers: map[string]chan message{}}
 	defer w.cancelAll()
-	if err := w.send(ctx, message{Type: "register", ID: "reg", AgentID: agent, Operations: []string{"summarize"}}); err != nil {
+	if err := w.send(ctx, message{Type: "register", ID: "reg", AgentID: agent, Operations: []string{"summarize", "chat"}}); err != nil {
 		return err
 	}
 	for {
@@ -125,8 +141,22 @@ func serve(ctx context.Context, url, token, agent string, step time.Duration) er
 			opCtx, cancel := context.WithCancel(ctx)
 			w.mu.Lock()
 			w.ops[m.OperationID] = cancel
+			w.answers[m.OperationID] = make(chan message, 1)
 			w.mu.Unlock()
-			go w.run(opCtx, m)
+			if m.OperationType == "chat" {
+				go w.chat(opCtx, m)
+			} else {
+				go w.run(opCtx, m)
+			}
+		case "input":
+			w.mu.Lock()
+			if ch := w.answers[m.OperationID]; ch != nil {
+				select {
+				case ch <- m:
+				default: // one request at a time: Tether answers each once
+				}
+			}
+			w.mu.Unlock()
 		case "cancel":
 			w.mu.Lock()
 			if cancel := w.ops[m.OperationID]; cancel != nil {
@@ -159,14 +189,81 @@ func (w *worker) send(ctx context.Context, m message) error {
 	return w.c.Write(ctx, websocket.MessageText, b)
 }
 
+// done forgets operation id.
+func (w *worker) done(id string) {
+	w.mu.Lock()
+	delete(w.ops, id)
+	delete(w.answers, id)
+	w.mu.Unlock()
+}
+
+// chat performs one chat operation, an AG-UI agent: its input is AG-UI's
+// RunAgentInput. It asks whether to answer, then streams the answer word by
+// word as AG-UI text events and records it in its state.
+func (w *worker) chat(ctx context.Context, m message) {
+	id := m.OperationID
+	defer w.done(id)
+	out := context.WithoutCancel(ctx)
+	event := func(ev map[string]any) error { return w.send(out, message{Type: "event", OperationID: id, Event: ev}) }
+	var in struct {
+		Messages []struct {
+			Role    string `json:"role"`
+			Content any    `json:"content"`
+		} `json:"messages"`
+	}
+	_ = json.Unmarshal(m.Input, &in)
+	question := "nothing"
+	for _, msg := range in.Messages {
+		if s, ok := msg.Content.(string); ok && msg.Role == "user" {
+			question = s
+		}
+	}
+	if event(map[string]any{"type": "STATE_SNAPSHOT", "snapshot": map[string]any{"question": question, "answered": false}}) != nil {
+		return
+	}
+	// Ask first: Tether's input request; the operation waits for its owner.
+	if w.send(out, message{Type: "input_request", OperationID: id, RequestID: "approve", Prompt: fmt.Sprintf("Answer %q?", question), Schema: map[string]any{"type": "boolean"}}) != nil {
+		return
+	}
+	w.mu.Lock()
+	answers := w.answers[id]
+	w.mu.Unlock()
+	var answer message
+	select {
+	case answer = <-answers:
+	case <-ctx.Done():
+		_ = w.send(out, message{Type: "cancelled", OperationID: id, Message: "stopped while waiting for approval"})
+		return
+	}
+	text := "I was asked not to answer."
+	if string(answer.Value) == "true" {
+		text = "You asked: " + question
+	}
+	_ = event(map[string]any{"type": "TEXT_MESSAGE_START", "messageId": "answer-" + id, "role": "assistant"})
+	for i, word := range strings.Fields(text) {
+		if i > 0 {
+			word = " " + word
+		}
+		if event(map[string]any{"type": "TEXT_MESSAGE_CONTENT", "messageId": "answer-" + id, "delta": word}) != nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			// Tether closes the open message before the final event.
+			_ = w.send(out, message{Type: "cancelled", OperationID: id})
+			return
+		case <-time.After(w.step / 10):
+		}
+	}
+	_ = event(map[string]any{"type": "TEXT_MESSAGE_END", "messageId": "answer-" + id})
+	_ = event(map[string]any{"type": "STATE_DELTA", "delta": []any{map[string]any{"op": "replace", "path": "/answered", "value": true}}})
+	_ = w.send(out, message{Type: "completed", OperationID: id, Result: map[string]any{"text": text}})
+}
+
 // run performs one summarize operation: it counts the words of input.text.
 func (w *worker) run(ctx context.Context, m message) {
 	id := m.OperationID
-	defer func() {
-		w.mu.Lock()
-		delete(w.ops, id)
-		w.mu.Unlock()
-	}()
+	defer w.done(id)
 	// Events go out with the connection's context, not the operation's, so
 	// that "cancelled" can still be sent after a cancel.
 	out := context.WithoutCancel(ctx)

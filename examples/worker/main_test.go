@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,5 +52,74 @@ func TestExampleWorker(t *testing.T) {
 	}
 	if res, _ := last["result"].(map[string]any); res["words"] != float64(3) || last["seq"] != float64(6) {
 		t.Fatalf("completed = %v", last)
+	}
+}
+
+// The example worker's chat operation, run through the AG-UI endpoint: it
+// asks (a CUSTOM tether.input_request in the stream), and once answered
+// through the REST API streams its answer.
+func TestExampleWorkerChat(t *testing.T) {
+	n := testkit.Start(t, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, n.WS+"/ws/agent-worker", testkit.Token(t, "worker-1", "agent"), "remote-summarizer", 10*time.Millisecond)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	tok := testkit.Token(t, "alice")
+	testkit.Eventually(t, "the worker to register", func() bool {
+		st, body := testkit.Do(t, http.MethodGet, n.HTTP+"/ag-ui/info", tok, nil)
+		return st == 200 && strings.Contains(fmt.Sprint(body), "remote-summarizer/chat")
+	})
+	body := `{"threadId":"t1","runId":"chat-1","messages":[{"id":"u1","role":"user","content":"hello tether"}]}`
+	rctx, rcancel := context.WithTimeout(context.Background(), testkit.Timeout)
+	defer rcancel()
+	req, _ := http.NewRequestWithContext(rctx, http.MethodPost, n.HTTP+"/ag-ui/agents/remote-summarizer/chat", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	var events []string
+	answered := false
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		events = append(events, data)
+		if strings.Contains(data, "tether.input_request") && !answered {
+			answered = true
+			st, _ := testkit.Do(t, http.MethodPost, n.HTTP+"/api/operations/chat-1/input", tok, strings.NewReader(`{"request_id":"approve","value":true}`))
+			if st != 200 {
+				t.Fatalf("answer: %d", st)
+			}
+		}
+	}
+	if events[0] != `{"type":"RUN_STARTED","threadId":"t1","runId":"chat-1"}` ||
+		events[1] != `{"snapshot":{"answered":false,"question":"hello tether"},"type":"STATE_SNAPSHOT"}` {
+		t.Fatalf("events %v", events)
+	}
+	var text strings.Builder
+	for _, e := range events {
+		var ev map[string]any
+		_ = json.Unmarshal([]byte(e), &ev)
+		if ev["type"] == "TEXT_MESSAGE_CONTENT" {
+			text.WriteString(ev["delta"].(string))
+		}
+	}
+	if text.String() != "You asked: hello tether" {
+		t.Fatalf("text %q in %v", text.String(), events)
+	}
+	if last := events[len(events)-1]; last != `{"type":"RUN_FINISHED","threadId":"t1","runId":"chat-1","result":{"text":"You asked: hello tether"}}` {
+		t.Fatalf("last = %s", last)
+	}
+	if !strings.Contains(events[2], `"name":"tether.input_request"`) || !strings.Contains(events[3], `"name":"tether.input_answered"`) {
+		t.Fatalf("events %v", events)
 	}
 }

@@ -100,6 +100,10 @@ type OperationSpec struct {
 	// Concurrency caps how many operations of this type run at once; zero
 	// means DefaultConcurrency. The caller enforces it; Run does not.
 	Concurrency int `yaml:"concurrency"`
+	// Interactive keeps the agent's stdin open after its input line: each
+	// answer to one of its input requests is written to it as one more
+	// line of JSON (see the operations package).
+	Interactive bool `yaml:"interactive"`
 }
 
 // EffectiveTimeout is Timeout with the default applied.

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/tether-dev/tether/internal/agui"
 )
 
 // EventKind says which fields of an Event are meaningful. The final
@@ -20,6 +22,13 @@ const (
 	EventLog EventKind = "log"
 	// EventResult carries Result.
 	EventResult EventKind = "result"
+	// EventInputRequest carries Input: the agent asks a person for input
+	// ({"input_request": {"id": …, "prompt": …, "schema": …}}).
+	EventInputRequest EventKind = "input_request"
+	// EventAGUI carries AGUI: a line that is a JSON object whose "type" is
+	// an AG-UI 1.0 event type (agui.Known). The operations service checks
+	// and stores it; see internal/agui.
+	EventAGUI EventKind = "agui"
 )
 
 // Event is one line of an agent's stdout, decoded. See the package comment
@@ -38,6 +47,10 @@ type Event struct {
 	Log string `json:"log,omitempty"`
 	// Result is the JSON value of a result line, as the agent printed it.
 	Result json.RawMessage `json:"result,omitempty"`
+	// Input is an input request.
+	Input *InputRequest `json:"input,omitempty"`
+	// AGUI is the line of an AG-UI event, trimmed of surrounding space.
+	AGUI json.RawMessage `json:"agui,omitempty"`
 }
 
 // parseLine decodes one stdout line (without its line ending). It returns
@@ -54,6 +67,27 @@ func parseLine(line []byte) (ev Event, ok bool, err error) {
 	var obj map[string]json.RawMessage
 	if trimmed[0] != '{' || json.Unmarshal(trimmed, &obj) != nil {
 		return Event{Kind: EventLog, Log: string(line)}, true, nil
+	}
+
+	// An AG-UI event: its "type" names one. Anything else with a "type"
+	// (a structured log record, say) keeps its old meaning.
+	if raw, found := obj["type"]; found {
+		var t string
+		if json.Unmarshal(raw, &t) == nil && agui.Known(agui.Type(t)) {
+			// A copy: the scanner reuses its buffer.
+			return Event{Kind: EventAGUI, AGUI: bytes.Clone(trimmed)}, true, nil
+		}
+	}
+
+	if raw, found := obj["input_request"]; found {
+		var req InputRequest
+		if err := json.Unmarshal(raw, &req); err != nil || req.ID == "" || req.Prompt == "" {
+			return Event{}, false, fmt.Errorf(`"input_request" must be an object with a string "id" and "prompt", got %s`, raw)
+		}
+		if len(req.Schema) > 0 && req.Schema[0] != '{' {
+			return Event{}, false, fmt.Errorf(`"input_request" "schema" must be a JSON object, got %s`, req.Schema)
+		}
+		return Event{Kind: EventInputRequest, Input: &req}, true, nil
 	}
 
 	var (
@@ -107,6 +141,15 @@ func parseLine(line []byte) (ev Event, ok bool, err error) {
 		// record from a library: keep it verbatim.
 		return Event{Kind: EventLog, Log: string(line)}, true, nil
 	}
+}
+
+// InputRequest is an agent's request for a person's input: ID names it
+// (unique within the operation), Prompt asks, Schema (optional) is a JSON
+// Schema the answer should match, for the UI's form.
+type InputRequest struct {
+	ID     string          `json:"id"`
+	Prompt string          `json:"prompt"`
+	Schema json.RawMessage `json:"schema,omitempty"`
 }
 
 // isJSONNumber reports whether raw, a valid JSON value, is a number, so that

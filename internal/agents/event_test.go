@@ -37,6 +37,11 @@ func TestParseLine(t *testing.T) {
 		{name: "null result", line: `{"result": null}`, want: Event{Kind: EventResult, Result: json.RawMessage(`null`)}},
 		{name: "result wins over progress", line: `{"result": 1, "progress": 100}`, want: Event{Kind: EventResult, Result: json.RawMessage(`1`)}},
 		{name: "progress wins over log", line: `{"log": "x", "progress": 1}`, want: Event{Kind: EventProgress, Progress: pf(1)}},
+		{name: "agui event", line: ` {"type":"TEXT_MESSAGE_CONTENT","messageId":"m","delta":"hi","log":"x"} `,
+			want: Event{Kind: EventAGUI, AGUI: json.RawMessage(`{"type":"TEXT_MESSAGE_CONTENT","messageId":"m","delta":"hi","log":"x"}`)}},
+		{name: "agui lifecycle type is still agui", line: `{"type":"RUN_STARTED"}`, want: Event{Kind: EventAGUI, AGUI: json.RawMessage(`{"type":"RUN_STARTED"}`)}},
+		{name: "other type keeps its meaning", line: `{"type":"info","log":"x"}`, want: Event{Kind: EventLog, Log: "x"}},
+		{name: "lower-case type is not agui", line: `{"type":"text_message_start"}`, want: Event{Kind: EventLog, Log: `{"type":"text_message_start"}`}},
 		{name: "invalid utf-8 replaced", line: "caf\xe9", want: Event{Kind: EventLog, Log: "caf\uFFFD"}},
 		{name: "invalid utf-8 inside json", line: "{\"log\": \"caf\xe9\"}", want: Event{Kind: EventLog, Log: "caf\uFFFD"}},
 	}

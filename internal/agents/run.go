@@ -80,6 +80,9 @@ type RunRequest struct {
 	// StderrTail is how many trailing bytes of stderr to keep for the
 	// Outcome. Zero means DefaultStderrTail; negative keeps none.
 	StderrTail int
+	// Answers are written to an interactive agent's stdin (Spec.Interactive),
+	// one line each (compact JSON without a newline), after the input.
+	Answers <-chan []byte
 	// DrainTimeout bounds how long Run keeps reading stdout and stderr after
 	// the process exited: a background child that inherited them could keep
 	// them open forever. Zero or less means DefaultDrainTimeout.
@@ -170,7 +173,8 @@ func Run(ctx context.Context, req RunRequest, emit func(Event) error) Outcome {
 	}
 
 	var wg sync.WaitGroup
-	wg.Go(func() { r.writeStdin(stdin, input) })
+	stdinStop := make(chan struct{})
+	wg.Go(func() { r.writeStdin(stdin, input, stdinStop) })
 	stdoutDone := make(chan struct{})
 	go func() { defer close(stdoutDone); r.readStdout() }()
 	stderrDone := make(chan struct{})
@@ -181,6 +185,7 @@ func Run(ctx context.Context, req RunRequest, emit func(Event) error) Outcome {
 
 	r.supervise(ctx, exited)
 	// The main process is gone; nobody else will read its stdin.
+	close(stdinStop)
 	stdin.Close()
 
 	drain := time.NewTimer(req.DrainTimeout)
@@ -348,10 +353,27 @@ func (r *run) environ() []string {
 
 // writeStdin writes the input and closes stdin so the agent sees EOF. An
 // error means the process exited or closed stdin without reading it all,
-// which is its right, so it is ignored.
-func (r *run) writeStdin(w *os.File, input []byte) {
-	_, _ = w.Write(input)
-	w.Close()
+// which is its right, so it is ignored. An interactive agent's stdin stays
+// open: each of Answers is written as one more line, until Answers is
+// closed or stop (the main process has exited).
+func (r *run) writeStdin(w *os.File, input []byte, stop <-chan struct{}) {
+	defer w.Close()
+	if _, err := w.Write(input); err != nil || !r.req.Spec.Interactive {
+		return
+	}
+	for {
+		select {
+		case line, ok := <-r.req.Answers:
+			if !ok {
+				return
+			}
+			if _, err := w.Write(append(line, '\n')); err != nil {
+				return
+			}
+		case <-stop:
+			return
+		}
+	}
 }
 
 // supervise returns once the main process has exited, signalling its group

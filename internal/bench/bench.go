@@ -64,6 +64,9 @@ type Options struct {
 	OpEvents int
 	// Missed is how many bytes of terminal output resume misses.
 	Missed int64
+	// StreamRate, StreamDeltas and StreamWatchers configure stream: deltas
+	// per second, deltas per round, watchers.
+	StreamRate, StreamDeltas, StreamWatchers int
 	// Versus is a second running server (another build, say) that
 	// terminal-echo types on in alternation with the target, keystroke by
 	// keystroke, with VersusToken: two builds compared in one run, under
@@ -73,12 +76,12 @@ type Options struct {
 }
 
 // Scenarios lists the scenario names in the order `all` runs them.
-var Scenarios = []string{"terminal-throughput", "terminal-echo", "messages", "fanout", "connections", "resume"}
+var Scenarios = []string{"terminal-throughput", "terminal-echo", "messages", "fanout", "connections", "resume", "stream"}
 
 const benchUsage = `Usage: tether bench SCENARIO [flags]
 
 Scenarios: terminal-throughput, terminal-echo, messages, fanout, connections,
-resume, all. Each runs its baseline and the server interleaved for --rounds
+resume, stream, all. Each runs its baseline and the server interleaved for --rounds
 rounds and reports the median, the spread (min-max) and the ratio.
 
 Target: --self (a node started in this process) or --server URL --token T
@@ -111,6 +114,9 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.Timeout, "timeout", 15*time.Minute, "bound on the whole run")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "with --self: CPU profile of the server's rounds")
 	fs.IntVar(&o.OpWatchers, "op-watchers", 100, "fanout: watchers of one operation's progress (0: skip)")
+	fs.IntVar(&o.StreamRate, "stream-rate", 2000, "stream: AG-UI text deltas the agent sends per second")
+	fs.IntVar(&o.StreamDeltas, "stream-deltas", 10000, "stream: deltas per round")
+	fs.IntVar(&o.StreamWatchers, "stream-watchers", 100, "stream: watchers of the operation (half WebSocket, half SSE)")
 	fs.IntVar(&o.OpEvents, "op-events", 10000, "resume: operation events missed")
 	missed := fs.String("missed", "1MiB", "resume: terminal output missed")
 	fs.StringVar(&o.Versus, "versus", "", "terminal-echo: a second running server (http://host:port), typed on in alternation with the target")
@@ -226,6 +232,7 @@ var scenarioFuncs = map[string]func(context.Context, *env) ([]Result, error){
 	"fanout":              fanout,
 	"connections":         connections,
 	"resume":              resume,
+	"stream":              streamScenario,
 }
 
 // env is what every scenario runs with.

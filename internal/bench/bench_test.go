@@ -32,7 +32,7 @@ func TestScenarios(t *testing.T) {
 	args := []string{"all", "--self", "--rounds", "1", "--size", "256KiB", "--count", "20",
 		"--conns", "20", "--procs", "1", "--duration", "200ms", "--subs", "20", "--messages", "3",
 		"--interval", "5ms", "--op-watchers", "5", "--op-events", "50", "--missed", "64KiB",
-		"--timeout", "25s", "--json", out}
+		"--timeout", "25s", "--stream-rate", "2000", "--stream-deltas", "300", "--stream-watchers", "4", "--json", out}
 	start := time.Now()
 	if err := Main(args, &stdout, &stderr); err != nil {
 		t.Fatalf("bench: %v\nstderr:\n%s", err, stderr.String())
@@ -47,7 +47,7 @@ func TestScenarios(t *testing.T) {
 		t.Fatalf("JSON output: %v", err)
 	}
 	want := []string{"terminal-throughput/json", "terminal-throughput/binary", "terminal-echo/json", "terminal-echo/binary",
-		"messages/ping", "fanout/channel", "fanout/operation", "connections", "resume/terminal", "resume/operation"}
+		"messages/ping", "fanout/channel", "fanout/operation", "connections", "resume/terminal", "resume/operation", "stream"}
 	got := map[string]Result{}
 	for _, r := range doc.Results {
 		got[r.Name] = r

@@ -172,10 +172,10 @@ func (t *opTracker) received(data []byte) {
 		// An operation that has ended still sends its final event, unless
 		// after_seq was already its last seq.
 		after, ok := t.after[f.OperationID]
-		t.ended[f.OperationID] = f.Status != "running" && ok && after >= f.LastSeq
+		t.ended[f.OperationID] = !protocol.Live(f.Status) && ok && after >= f.LastSeq
 	case protocol.TypeOperationState:
 		// Instead of a replay that retention made impossible: the record.
-		if op := f.Operation; op != nil && op.Status != "running" {
+		if op := f.Operation; op != nil && !protocol.Live(op.Status) {
 			t.ended[op.OperationID] = true
 		}
 	case protocol.TypeOperationError:

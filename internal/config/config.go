@@ -88,6 +88,8 @@ type Config struct {
 	MaxOperations            int
 	OperationEventRate       float64
 	MaxOperationInput        int64
+	MaxAGUIInput             int64
+	OperationInputTimeout    time.Duration
 	MaxOperationEvent        int64
 	OperationKillGrace       time.Duration
 
@@ -167,6 +169,8 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.IntVar(&c.MaxOperations, "max-operations", c.MaxOperations, "running agent operations on one node (0: unlimited)")
 	fs.Float64Var(&c.OperationEventRate, "operation-event-rate", c.OperationEventRate, "events per second one operation may produce: progress beyond it is coalesced, logs beyond it fail the operation (0: unlimited)")
 	fs.Var((*sizeValue)(&c.MaxOperationInput), "max-operation-input", "largest operation input")
+	fs.DurationVar(&c.OperationInputTimeout, "operation-input-timeout", c.OperationInputTimeout, "how long an agent's input request waits for an answer before the operation fails with input_timeout (0: no limit)")
+	fs.Var((*sizeValue)(&c.MaxAGUIInput), "max-agui-input", "largest RunAgentInput the AG-UI endpoint takes (its message history grows)")
 	fs.Var((*sizeValue)(&c.MaxOperationEvent), "max-operation-event", "largest single event (stdout line or worker message) from an agent")
 	fs.DurationVar(&c.OperationKillGrace, "operation-kill-grace", c.OperationKillGrace, "time a cancelled agent has to stop before SIGKILL (workers: before the operation is cancelled without them)")
 	fs.Var((*listValue)(&c.TerminalCommand), "terminal-command", "comma-separated argv of a milestone created without a command")
@@ -215,6 +219,8 @@ func Defaults() *Config {
 		MaxOperations:            256,
 		OperationEventRate:       100,
 		MaxOperationInput:        64 << 10,
+		MaxAGUIInput:             512 << 10,
+		OperationInputTimeout:    time.Hour,
 		MaxOperationEvent:        64 << 10,
 		OperationKillGrace:       5 * time.Second,
 

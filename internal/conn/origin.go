@@ -20,6 +20,14 @@ import (
 // hostile page at http://evil.example:8000 can resolve to the server's
 // address, and then its Host and its Origin agree.
 
+// OriginPolicy returns the policy above for allowed and publicURL (the
+// --allowed-origins and --public-url settings): the one rule for the
+// WebSocket handshake and for the CORS answers of the HTTP APIs browsers
+// call from other pages (AG-UI).
+func OriginPolicy(allowed []string, publicURL string) func(*http.Request) bool {
+	return newOriginPolicy(allowed, publicURL).allows
+}
+
 // originPolicy is the compiled policy of a Server.
 type originPolicy struct {
 	any     bool            // "*" is on AllowedOrigins

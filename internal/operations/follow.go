@@ -79,7 +79,7 @@ func (s *Service) planFollow(ctx context.Context, cl *auth.Claims, id string, af
 	}
 	if errors.Is(err, errNotFound) || last.StreamSeq < rec.StreamSeq {
 		// Retention dropped every event: only the record is left.
-		p.follow = rec.Status == protocol.StatusRunning
+		p.follow = protocol.Live(rec.Status)
 		p.from, p.after = rec.StreamSeq, rec.LastSeq
 		return p, nil
 	}
@@ -87,6 +87,8 @@ func (s *Service) planFollow(ctx context.Context, cl *auth.Claims, id string, af
 	ended := isFinal(last.Type)
 	if ended {
 		p.status = statusOf(last.Type)
+	} else if protocol.Live(rec.Status) {
+		p.status = rec.Status
 	} else {
 		p.status = protocol.StatusRunning
 	}

@@ -18,7 +18,7 @@ func (s *Service) GuidanceEndpoint() *conn.Endpoint {
 	return &conn.Endpoint{
 		Name: "agent-guidance",
 		KnownTypes: []string{protocol.TypeStartOperation, protocol.TypeCancelOperation,
-			protocol.TypeSubscribeOperation, protocol.TypeUnsubscribeOperation},
+			protocol.TypeSubscribeOperation, protocol.TypeUnsubscribeOperation, protocol.TypeAnswerInput},
 		Open: func(c *conn.Conn) conn.Session {
 			return &guidance{svc: s, c: c, watches: map[string]*watching{}}
 		},
@@ -77,6 +77,9 @@ func (g *guidance) Handle(c *conn.Conn, env protocol.Envelope) {
 		})
 		if !p.recovered {
 			c.Send(protocol.TypeOperationState, protocol.OperationState{Type: protocol.TypeOperationState, Operation: p.state()})
+			if b := stateSnapshot(&p.rec); b != nil {
+				c.SendRaw(protocol.TypeAGUIEvent, b)
+			}
 		}
 		if p.final != nil {
 			c.SendRaw(p.final.Type, p.final.Data)
@@ -101,6 +104,16 @@ func (g *guidance) Handle(c *conn.Conn, env protocol.Envelope) {
 			return
 		}
 		c.Send(protocol.TypeCancelRequested, protocol.OperationReply{Type: protocol.TypeCancelRequested, ID: env.ID, OperationID: req.OperationID})
+	case protocol.TypeAnswerInput:
+		var req protocol.AnswerInput
+		if !g.decode(env, &req) {
+			return
+		}
+		if err := g.svc.AnswerInput(ctx, c.Claims(), req); err != nil {
+			g.fail(env, req.OperationID, err)
+			return
+		}
+		c.Send(protocol.TypeInputAccepted, protocol.OperationInputReply{Type: protocol.TypeInputAccepted, ID: env.ID, OperationID: req.OperationID, RequestID: req.RequestID})
 	default:
 		c.ReplyCode(env.ID, protocol.CodeBadRequest, "unknown message type "+env.Type)
 	}

@@ -41,6 +41,13 @@ agents:
       logflood: {command: [TD/logflood.sh]}
       burst: {command: [TD/burst.sh]}
       one: {command: [TD/gated.sh], concurrency: 1, timeout: 30s}
+      agui: {command: [TD/agui.py], concurrency: 100, timeout: 60s}
+      ask: {command: [TD/ask.py], interactive: true, timeout: 30s}
+      ask-deaf: {command: [TD/ask.py], timeout: 30s}
+  - id: chat
+    operations:
+      chat: {command: [EX/chat.py], env: {TOKENS_PER_SEC: "500"}}
+      approve: {command: [EX/chat.py], env: {TOKENS_PER_SEC: "500", APPROVE: "1"}, interactive: true}
 `
 
 // killGrace is the test nodes' SIGTERM-to-SIGKILL grace.
@@ -54,8 +61,12 @@ func opsConfig(t testing.TB) *config.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ex, err := filepath.Abs("../../examples/agents")
+	if err != nil {
+		t.Fatal(err)
+	}
 	var doc map[string]yaml.Node
-	if err := yaml.Unmarshal([]byte(strings.ReplaceAll(testAgents, "TD", td)), &doc); err != nil {
+	if err := yaml.Unmarshal([]byte(strings.NewReplacer("TD", td, "EX", ex).Replace(testAgents)), &doc); err != nil {
 		t.Fatal(err)
 	}
 	cfg.Extra = doc

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/time/rate"
 
+	"github.com/tether-dev/tether/internal/agui"
 	"github.com/tether-dev/tether/internal/backbone"
 	"github.com/tether-dev/tether/internal/protocol"
 )
@@ -62,6 +63,15 @@ type operation struct {
 	cancelTimer *time.Timer
 	// onEnd runs once after the final event is stored.
 	onEnd func()
+	// agui is the operation's AG-UI run, from its first AG-UI event on
+	// (agui.go); aguiTimer stores its held delta when due; stateDirty says
+	// the AG-UI state changed since it was last copied into the record.
+	agui       *agui.Run
+	aguiTimer  *time.Timer
+	stateDirty bool
+	// input holds the input requests (input.go); inputSub takes answers.
+	input    inputState
+	inputSub *nats.Subscription
 }
 
 func (s *Service) newOperation(rec *stored, kind string) *operation {
@@ -73,12 +83,14 @@ func (s *Service) newOperation(rec *stored, kind string) *operation {
 	rec.Kind = kind
 	rec.Node = s.cfg.Node
 	rec.Status = protocol.StatusRunning
-	return &operation{svc: s, kind: kind, rec: *rec, limiter: rate.NewLimiter(r, max(burst, 1))}
+	return &operation{svc: s, kind: kind, rec: *rec, limiter: rate.NewLimiter(r, max(burst, 1)),
+		input: inputState{open: map[string]*time.Timer{}, answered: map[string]bool{}}}
 }
 
 // begin stores operation_started (seq 1) and the record, and starts
-// answering cancel requests. It returns the started event.
-func (o *operation) begin() (protocol.OperationStarted, error) {
+// answering cancel requests. It returns the started event. For an AG-UI
+// run, input is its RunAgentInput (see beginAGUILocked).
+func (o *operation) begin(input json.RawMessage) (protocol.OperationStarted, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	ev := protocol.OperationStarted{
@@ -92,6 +104,9 @@ func (o *operation) begin() (protocol.OperationStarted, error) {
 		return ev, err
 	}
 	o.rec.StreamSeq = sseq
+	if err := o.beginAGUILocked(input); err != nil {
+		return ev, err
+	}
 	if err := o.svc.store.put(ctx, &o.rec); err != nil {
 		return ev, err
 	}
@@ -101,6 +116,9 @@ func (o *operation) begin() (protocol.OperationStarted, error) {
 		return ev, fmt.Errorf("subscribe to cancels of %s: %w", o.rec.OperationID, err)
 	}
 	o.cancelSub = sub
+	if o.inputSub, err = o.svc.nc.Subscribe(inputSubject(o.rec.OperationID), o.handleInput); err != nil {
+		return ev, fmt.Errorf("subscribe to answers of %s: %w", o.rec.OperationID, err)
+	}
 	return ev, nil
 }
 
@@ -128,10 +146,16 @@ func now() string { return time.Now().UTC().Format(time.RFC3339Nano) }
 // only the latest held-back progress is published, when the budget allows.
 func (o *operation) progress(p *float64, message, step string, data json.RawMessage) error {
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	if o.ended {
+		o.mu.Unlock()
 		return errEnded
 	}
+	// A held AG-UI delta came first; keep the order.
+	if err := o.flushAGUILocked(); errors.Is(err, errRateLimited) {
+		o.mu.Unlock()
+		return o.rateLimited(err)
+	}
+	defer o.mu.Unlock()
 	ev := &protocol.OperationProgress{
 		Type: protocol.TypeOperationProgress, OperationID: o.rec.OperationID,
 		Progress: p, Message: message, Step: step, Data: data, Time: now(),
@@ -179,6 +203,7 @@ func (o *operation) storeLocked(typ string, seqField *uint64, ev any) error {
 	if time.Since(o.lastKV) >= recordEvery {
 		o.lastKV = time.Now()
 		o.rec.UpdatedAt = now()
+		o.stateIntoRecordLocked()
 		if err := o.svc.store.put(ctx, &o.rec); err != nil {
 			o.svc.log.Warn("update record", "operation", o.rec.OperationID, "err", err)
 		}
@@ -194,14 +219,12 @@ func (o *operation) log(message string) error {
 		o.mu.Unlock()
 		return errEnded
 	}
-	// Held-back progress came first; keep the order.
+	// Held-back progress or a held AG-UI delta came first; keep the order
+	// (only one of them can be held: storing either flushes the other).
 	o.flushPendingLocked()
-	if !o.limiter.Allow() {
+	if err := o.flushAGUILocked(); errors.Is(err, errRateLimited) || !o.limiter.Allow() {
 		o.mu.Unlock()
-		o.finish(protocol.StatusFailed, protocol.CodeRateLimited,
-			fmt.Sprintf("the agent sent more than %g events per second", o.svc.cfg.EventRate), nil)
-		o.requestStop()
-		return errRateLimited
+		return o.rateLimited(errRateLimited)
 	}
 	defer o.mu.Unlock()
 	ev := &protocol.OperationLog{Type: protocol.TypeOperationLog, OperationID: o.rec.OperationID, Message: message, Time: now()}
@@ -217,6 +240,9 @@ func (o *operation) finish(status, code, message string, result json.RawMessage)
 		return false
 	}
 	o.flushPendingLocked()
+	o.finishAGUILocked()
+	o.stateIntoRecordLocked()
+	o.stopInputLocked()
 	o.ended = true
 	if o.flushTimer != nil {
 		o.flushTimer.Stop()
@@ -265,6 +291,9 @@ func (o *operation) finish(status, code, message string, result json.RawMessage)
 	if o.cancelSub != nil {
 		_ = o.cancelSub.Unsubscribe()
 	}
+	if o.inputSub != nil {
+		_ = o.inputSub.Unsubscribe()
+	}
 	onEnd := o.onEnd
 	o.mu.Unlock()
 	o.svc.m.finished.WithLabelValues(o.rec.AgentID, status).Inc()
@@ -310,5 +339,6 @@ func (o *operation) requestStop() {
 func (o *operation) snapshot() stored {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.stateIntoRecordLocked()
 	return o.rec
 }

@@ -34,7 +34,7 @@ func TestRecoverAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := s.newOperation(rec, kindCommand)
-	if _, err := o.begin(); err != nil {
+	if _, err := o.begin(nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := o.progress(nil, "working", "", nil); err != nil {

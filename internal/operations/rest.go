@@ -39,7 +39,9 @@ func (s *Service) Routes(mux *http.ServeMux, a *httpapi.Authenticator) {
 	mux.HandleFunc("GET /api/operations/{id}", a.Authed(s.restGet))
 	mux.HandleFunc("POST /api/operations/{id}/cancel", a.Authed(s.restCancel))
 	mux.HandleFunc("GET /api/operations/{id}/events", a.Authed(s.restEvents))
+	mux.HandleFunc("POST /api/operations/{id}/input", a.Authed(s.restInput))
 	mux.HandleFunc("GET /api/agents", a.Authed(s.restAgents))
+	s.aguiRoutes(mux, a)
 }
 
 // AgentInfo describes an agent that operations can be started on.
@@ -53,10 +55,20 @@ type AgentInfo struct {
 // configuration and every agent a remote worker has registered (whether or
 // not one is connected now), sorted by id.
 func (s *Service) restAgents(w http.ResponseWriter, r *http.Request, _ *auth.Claims) {
-	out, err := s.store.remoteAgents(r.Context())
+	out, err := s.agentInfos(r.Context())
 	if err != nil {
 		httpapi.Unavailable(w, r, s.log, err)
 		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"agents": out})
+}
+
+// agentInfos lists the command agents and the remote agents ever
+// registered, sorted by id.
+func (s *Service) agentInfos(ctx context.Context) ([]AgentInfo, error) {
+	out, err := s.store.remoteAgents(ctx)
+	if err != nil {
+		return nil, err
 	}
 	for id, ca := range s.commands {
 		ops := make([]string, 0, len(ca.Operations))
@@ -70,7 +82,7 @@ func (s *Service) restAgents(w http.ResponseWriter, r *http.Request, _ *auth.Cla
 	if out == nil {
 		out = []AgentInfo{}
 	}
-	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"agents": out})
+	return out, nil
 }
 
 // statusOfCode maps an operation error code to an HTTP status.
@@ -78,7 +90,7 @@ func statusOfCode(code string) int {
 	switch code {
 	case protocol.CodeUnknownAgent, protocol.CodeUnknownOperationType, protocol.CodeNotFound:
 		return http.StatusNotFound
-	case protocol.CodeOperationExists:
+	case protocol.CodeOperationExists, protocol.CodeAlreadyAnswered:
 		return http.StatusConflict
 	case protocol.CodeInputTooLarge:
 		return http.StatusRequestEntityTooLarge
@@ -155,6 +167,27 @@ func (s *Service) restCancel(w http.ResponseWriter, r *http.Request, cl *auth.Cl
 	httpapi.WriteJSON(w, http.StatusAccepted, CancelResponse{OperationID: id, Status: "cancel_requested"})
 }
 
+// InputResponse is the body of POST /api/operations/{id}/input.
+type InputResponse struct {
+	OperationID string `json:"operation_id"`
+	RequestID   string `json:"request_id"`
+	Status      string `json:"status"`
+}
+
+// restInput answers an input request.
+func (s *Service) restInput(w http.ResponseWriter, r *http.Request, cl *auth.Claims) {
+	var req protocol.AnswerInput
+	if !httpapi.DecodeBody(w, r, &req) {
+		return
+	}
+	req.OperationID = r.PathValue("id")
+	if err := s.AnswerInput(r.Context(), cl, req); err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, InputResponse{OperationID: req.OperationID, RequestID: req.RequestID, Status: "answered"})
+}
+
 // restEvents streams an operation's events as Server-Sent Events, with the
 // same replay rules as subscribe_operation; Last-Event-ID (or ?after_seq=)
 // is the position to resume after. The response ends after the final event.
@@ -183,6 +216,10 @@ func (s *Service) restEvents(w http.ResponseWriter, r *http.Request, cl *auth.Cl
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
+	// The headers now, not with the first event: a client waiting for the
+	// response (to know it is subscribed) would otherwise wait for the
+	// agent's next event, or the first keep-alive.
+	_ = rc.Flush()
 	var wmu sync.Mutex // events and keep-alives
 	write := func(d delivery) error {
 		wmu.Lock()
@@ -202,6 +239,9 @@ func (s *Service) restEvents(w http.ResponseWriter, r *http.Request, cl *auth.Cl
 		if write(delivery{Type: protocol.TypeOperationState, Data: b}) != nil {
 			return
 		}
+		if b := stateSnapshot(&p.rec); b != nil && write(delivery{Type: protocol.TypeAGUIEvent, Data: b}) != nil {
+			return
+		}
 	}
 	if p.final != nil {
 		_ = write(delivery{Seq: p.final.Seq, Type: p.final.Type, Data: p.final.Data})
@@ -210,6 +250,15 @@ func (s *Service) restEvents(w http.ResponseWriter, r *http.Request, cl *auth.Cl
 	if !p.follow {
 		return
 	}
+	s.followSSE(w, r, id, p, &wmu, write)
+}
+
+// followSSE pumps operation id's events to an event stream through send
+// until the final event, the client leaving or the node shutting down,
+// writing a keep-alive comment on a quiet stream. wmu serializes writes to
+// w: send must hold it too.
+func (s *Service) followSSE(w http.ResponseWriter, r *http.Request, id string, p *plan, wmu *sync.Mutex, send func(delivery) error) {
+	rc := http.NewResponseController(w)
 	// The request's context ends when the client goes; the service's
 	// when the node shuts down.
 	ctx, cancel := context.WithCancel(r.Context())
@@ -246,7 +295,7 @@ func (s *Service) restEvents(w http.ResponseWriter, r *http.Request, cl *auth.Cl
 			}
 		}
 	}()
-	if _, err := s.pump(ctx, id, p, pumpOptions{send: write}); err != nil && ctx.Err() == nil {
+	if _, err := s.pump(ctx, id, p, pumpOptions{send: send}); err != nil && ctx.Err() == nil {
 		s.log.Warn("operation events stream", "operation", id, "err", err)
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -37,6 +38,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tether-dev/tether/internal/agents"
+	"github.com/tether-dev/tether/internal/agui"
 	"github.com/tether-dev/tether/internal/auth"
 	"github.com/tether-dev/tether/internal/backbone"
 	"github.com/tether-dev/tether/internal/protocol"
@@ -61,8 +63,19 @@ type Config struct {
 	EventRate float64
 	// MaxInputBytes bounds an operation's input.
 	MaxInputBytes int
+	// MaxAGUIInputBytes bounds the RunAgentInput of the AG-UI endpoint,
+	// the input of the operations it starts (0: MaxInputBytes).
+	MaxAGUIInputBytes int
+	// OriginAllowed decides which browser origins the AG-UI endpoint
+	// answers with CORS headers (conn.OriginPolicy, the WebSocket
+	// handshake's rule); nil allows requests without an Origin only.
+	OriginAllowed func(*http.Request) bool
 	// MaxEventBytes bounds one event from an agent.
 	MaxEventBytes int
+	// InputTimeout is how long an input request may wait for its answer
+	// before the operation fails with input_timeout (0: no limit beyond
+	// the operation's own).
+	InputTimeout time.Duration
 	// KillGrace is how long an agent has to stop after a cancel before it is
 	// killed (command agents) or the operation is ended without it (workers).
 	KillGrace time.Duration
@@ -188,7 +201,7 @@ func (s *Service) failNode(ctx context.Context, node, why string) error {
 		return fmt.Errorf("recover operations: %w", err)
 	}
 	for _, rec := range recs {
-		if rec.Status != protocol.StatusRunning || rec.Node != node {
+		if !protocol.Live(rec.Status) || rec.Node != node {
 			continue
 		}
 		o := &operation{svc: s, kind: rec.Kind, rec: *rec, seq: rec.LastSeq}
@@ -348,14 +361,25 @@ type Started struct {
 // Start starts an operation owned by owner. The error is an *Error for
 // refusals.
 func (s *Service) Start(ctx context.Context, owner string, req protocol.StartOperation) (Started, error) {
+	return s.start(ctx, owner, req, "")
+}
+
+// start is Start; thread, when set, makes the operation an AG-UI run of
+// that threadId started by the AG-UI endpoint: its input is a
+// RunAgentInput, bounded by MaxAGUIInputBytes instead of MaxInputBytes.
+func (s *Service) start(ctx context.Context, owner string, req protocol.StartOperation, thread string) (Started, error) {
 	id := req.OperationID
+	maxInput := s.cfg.MaxInputBytes
+	if thread != "" && s.cfg.MaxAGUIInputBytes > 0 {
+		maxInput = s.cfg.MaxAGUIInputBytes
+	}
 	if id == "" {
 		id = newID()
 	} else if !protocol.ValidID(id) {
 		return Started{}, refuse(protocol.CodeInvalidOperationID, "operation_id must be 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit")
 	}
-	if len(req.Input) > s.cfg.MaxInputBytes && s.cfg.MaxInputBytes > 0 {
-		return Started{}, refuse(protocol.CodeInputTooLarge, "input is %d bytes; the limit is %d", len(req.Input), s.cfg.MaxInputBytes)
+	if len(req.Input) > maxInput && maxInput > 0 {
+		return Started{}, refuse(protocol.CodeInputTooLarge, "input is %d bytes; the limit is %d", len(req.Input), maxInput)
 	}
 	if len(req.Input) > 0 && !json.Valid(req.Input) {
 		return Started{}, refuse(protocol.CodeBadRequest, "input must be valid JSON")
@@ -377,7 +401,7 @@ func (s *Service) Start(ctx context.Context, owner string, req protocol.StartOpe
 	rec := &stored{OperationRecord: protocol.OperationRecord{
 		OperationID: id, AgentID: req.AgentID, OperationType: req.OperationType, Owner: owner,
 		Status: protocol.StatusRunning, StartedAt: t, UpdatedAt: t, Node: s.cfg.Node,
-	}}
+	}, ThreadID: thread}
 	if err := s.store.create(ctx, rec); err != nil {
 		if errors.Is(err, errExists) {
 			return Started{}, refuse(protocol.CodeOperationExists, "operation %s already exists", id)
@@ -481,9 +505,27 @@ func (s *Service) launchCommand(rec *stored, spec agents.OperationSpec, input js
 		return Started{}, e
 	}
 	o := s.newOperation(rec, kindCommand)
+	var answers chan []byte
+	if spec.Interactive {
+		// As many as requests may be made: delivery never blocks.
+		answers = make(chan []byte, maxInputRequests)
+		o.input.deliver = func(in protocol.Input) bool {
+			line, _ := json.Marshal(struct {
+				RequestID string          `json:"request_id"`
+				Status    string          `json:"status"`
+				Value     json.RawMessage `json:"value"`
+			}{in.RequestID, in.Status, in.Value})
+			select {
+			case answers <- line:
+				return true
+			default:
+				return false
+			}
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	o.stop = cancel
-	ev, err := o.begin()
+	ev, err := o.begin(input)
 	if err != nil {
 		cancel()
 		s.releaseSlot(rec.Owner, typeKey)
@@ -504,13 +546,27 @@ func (s *Service) launchCommand(rec *stored, spec agents.OperationSpec, input js
 		defer cancel()
 		out := agents.Run(ctx, agents.RunRequest{
 			OperationID: rec.OperationID, AgentID: rec.AgentID, OperationType: rec.OperationType,
-			Input: input, Spec: spec, MaxEventBytes: s.cfg.MaxEventBytes, KillGrace: s.cfg.KillGrace,
+			Input: input, Spec: spec, MaxEventBytes: s.cfg.MaxEventBytes, KillGrace: s.cfg.KillGrace, Answers: answers,
 		}, func(e agents.Event) error {
 			switch e.Kind {
 			case agents.EventProgress:
 				return o.progress(e.Progress, e.Message, e.Step, e.Data)
 			case agents.EventLog:
 				return o.log(e.Log)
+			case agents.EventInputRequest:
+				err := o.requestInput(e.Input.ID, e.Input.Prompt, e.Input.Schema)
+				if re, ok := errors.AsType[*Error](err); ok {
+					return o.log("tether: input request refused (" + re.Code + "): " + re.Message)
+				}
+				return err
+			case agents.EventAGUI:
+				err := o.aguiEvent(e.AGUI)
+				if ae, ok := errors.AsType[*agui.Error](err); ok {
+					// The agent is told in its own log, which its
+					// watchers see too; nothing of the event is stored.
+					return o.log(refusalLog(ae))
+				}
+				return err
 			}
 			return nil // the result goes into operation_completed
 		})
@@ -598,7 +654,7 @@ func (s *Service) Cancel(ctx context.Context, cl *auth.Claims, id string) error 
 	if err != nil {
 		return err
 	}
-	if rec.Status != protocol.StatusRunning {
+	if !protocol.Live(rec.Status) {
 		return refuse(protocol.CodeNotFound, "operation %s has already ended (%s)", id, rec.Status)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.StartTimeout)

@@ -66,6 +66,13 @@ type stored struct {
 	// StreamSeq is the stream sequence of the operation_started event; a
 	// reader starts there instead of scanning the stream from its start.
 	StreamSeq uint64 `json:"stream_seq,omitempty"`
+	// AGUIState is the operation's AG-UI state (agui.State) as of the
+	// record's update: what a watcher starting where history was dropped
+	// gets as a STATE_SNAPSHOT. Absent when the agent never set one.
+	AGUIState json.RawMessage `json:"agui_state,omitempty"`
+	// ThreadID is the threadId of an operation started by the AG-UI
+	// endpoint (empty otherwise: its threadId is then its operation id).
+	ThreadID string `json:"thread_id,omitempty"`
 }
 
 // store is the operations' JetStream storage: the event stream and the

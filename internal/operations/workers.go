@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/tether-dev/tether/internal/agui"
 	"github.com/tether-dev/tether/internal/auth"
 	"github.com/tether-dev/tether/internal/conn"
 	"github.com/tether-dev/tether/internal/protocol"
@@ -103,12 +104,13 @@ func (s *Service) handleRun(m *nats.Msg) {
 	o := s.newOperation(&rec, kindRemote)
 	id := rec.OperationID
 	o.stop = func() { pick.c.Send(protocol.TypeCancel, protocol.Cancel{Type: protocol.TypeCancel, OperationID: id}) }
+	o.input.deliver = func(in protocol.Input) bool { return pick.c.Send(protocol.TypeInput, in) }
 	o.onEnd = func() {
 		pick.unassign(id)
 		s.untrack(o)
 		s.releaseSlot(rec.Owner, "")
 	}
-	ev, err := o.begin()
+	ev, err := o.begin(req.Input)
 	if err != nil {
 		s.releaseSlot(rec.Owner, "")
 		s.log.Error("start remote operation", "operation", id, "err", err)
@@ -136,7 +138,7 @@ func (s *Service) handleRun(m *nats.Msg) {
 func (s *Service) WorkerEndpoint() *conn.Endpoint {
 	return &conn.Endpoint{
 		Name: "agent-worker",
-		KnownTypes: []string{protocol.TypeRegister, protocol.TypeProgress, protocol.TypeLog,
+		KnownTypes: []string{protocol.TypeRegister, protocol.TypeProgress, protocol.TypeLog, protocol.TypeEvent, protocol.TypeInputRequest,
 			protocol.TypeCompleted, protocol.TypeFailed, protocol.TypeCancelled},
 		Open: func(c *conn.Conn) conn.Session {
 			if !c.Claims().HasRole(auth.RoleAgent) {
@@ -198,7 +200,7 @@ func (w *worker) Handle(c *conn.Conn, env protocol.Envelope) {
 		return
 	}
 	switch env.Type {
-	case protocol.TypeProgress, protocol.TypeLog, protocol.TypeCompleted, protocol.TypeFailed, protocol.TypeCancelled:
+	case protocol.TypeProgress, protocol.TypeLog, protocol.TypeEvent, protocol.TypeInputRequest, protocol.TypeCompleted, protocol.TypeFailed, protocol.TypeCancelled:
 	default:
 		w.c.ReplyCode(env.ID, protocol.CodeBadRequest, "unknown message type "+env.Type)
 		return
@@ -224,6 +226,17 @@ func (w *worker) Handle(c *conn.Conn, env protocol.Envelope) {
 		err = o.progress(ev.Progress, ev.Message, ev.Step, ev.Data)
 	case protocol.TypeLog:
 		err = o.log(ev.Message)
+	case protocol.TypeEvent:
+		err = o.aguiEvent(ev.Event)
+	case protocol.TypeInputRequest:
+		if string(ev.Schema) == "null" {
+			ev.Schema = nil
+		}
+		if ev.Prompt == "" || (len(ev.Schema) > 0 && ev.Schema[0] != '{') {
+			w.c.ReplyCode(env.ID, protocol.CodeBadRequest, "an input_request needs a request_id, a prompt and, optionally, a schema object")
+			return
+		}
+		err = o.requestInput(ev.RequestID, ev.Prompt, ev.Schema)
 	case protocol.TypeCompleted:
 		o.finish(protocol.StatusCompleted, "", "", ev.Result)
 	case protocol.TypeFailed:
@@ -238,6 +251,15 @@ func (w *worker) Handle(c *conn.Conn, env protocol.Envelope) {
 			msg = "cancelled"
 		}
 		o.finish(protocol.StatusCancelled, "", msg, ev.Result)
+	}
+	if re, ok := errors.AsType[*Error](err); ok {
+		w.c.ReplyCode(env.ID, re.Code, re.Message)
+		return
+	}
+	if ae, ok := errors.AsType[*agui.Error](err); ok {
+		// A refused AG-UI event: the reply's code is the refusal's.
+		w.c.ReplyCode(env.ID, ae.Code, refusalMessage(ae))
+		return
 	}
 	switch {
 	case errors.Is(err, errRateLimited):

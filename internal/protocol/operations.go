@@ -19,6 +19,16 @@ const (
 	TypeOperationUnsubscribed = "operation_unsubscribed"
 	TypeOperationState        = "operation_state"
 	TypeCancelRequested       = "cancel_requested"
+	// TypeAGUIEvent is an AG-UI event of an operation (OperationAGUIEvent).
+	TypeAGUIEvent = "agui_event"
+	// TypeOperationInputRequested and TypeOperationInputAnswered are an
+	// agent's request for input and its answer (OperationInput).
+	TypeOperationInputRequested = "operation_input_requested"
+	TypeOperationInputAnswered  = "operation_input_answered"
+	// TypeAnswerInput answers an input request (AnswerInput); the reply is
+	// TypeInputAccepted (OperationInputReply).
+	TypeAnswerInput   = "answer_input"
+	TypeInputAccepted = "input_accepted"
 )
 
 // Message types of the /ws/agent-worker endpoint. Run and cancel go from the
@@ -33,6 +43,12 @@ const (
 	TypeCompleted  = "completed"
 	TypeFailed     = "failed"
 	TypeCancelled  = "cancelled"
+	// TypeEvent carries an AG-UI event (WorkerEvent.Event).
+	TypeEvent = "event"
+	// TypeInputRequest asks for a person's input (WorkerEvent.RequestID,
+	// Prompt, Schema); TypeInput ("input", shared with the terminals'),
+	// from the server, carries the answer (Input).
+	TypeInputRequest = "input_request"
 )
 
 // Error codes of operation_error replies (and the REST API's error field).
@@ -65,7 +81,21 @@ const (
 	StatusCompleted = "completed"
 	StatusFailed    = "failed"
 	StatusCancelled = "cancelled"
+	// StatusWaitingInput: running, with an input request unanswered.
+	StatusWaitingInput = "waiting_input"
 )
+
+// Codes about input requests.
+const (
+	// CodeInputTimeout: an input request was not answered in time; the
+	// operation failed with it.
+	CodeInputTimeout = "input_timeout"
+	// CodeAlreadyAnswered: the input request has been answered.
+	CodeAlreadyAnswered = "already_answered"
+)
+
+// Live reports whether an operation with status s has not ended.
+func Live(s string) bool { return s == StatusRunning || s == StatusWaitingInput }
 
 // StartOperation is start_operation (and the body of POST /api/operations).
 type StartOperation struct {
@@ -116,6 +146,61 @@ type OperationLog struct {
 	Message     string `json:"message"`
 	Time        string `json:"time"`
 	Seq         uint64 `json:"seq"`
+}
+
+// OperationAGUIEvent is one AG-UI event of an operation, as the agent sent
+// it (or as Tether coalesced or closed it): Event is the AG-UI event's JSON
+// object. Seq is the operation's seq, shared with its other events; it is
+// 0 only for a STATE_SNAPSHOT sent to a watcher in place of history that is
+// no longer stored.
+type OperationAGUIEvent struct {
+	Type        string          `json:"type"`
+	OperationID string          `json:"operation_id"`
+	Event       json.RawMessage `json:"event"`
+	Seq         uint64          `json:"seq"`
+}
+
+// OperationInput is operation_input_requested (RequestID, Prompt, Schema)
+// and operation_input_answered (RequestID, Status "resolved" or
+// "cancelled", Value, By: the user who answered).
+type OperationInput struct {
+	Type        string          `json:"type"`
+	OperationID string          `json:"operation_id"`
+	RequestID   string          `json:"request_id"`
+	Prompt      string          `json:"prompt,omitempty"`
+	Schema      json.RawMessage `json:"schema,omitempty"`
+	Status      string          `json:"status,omitempty"`
+	Value       json.RawMessage `json:"value,omitempty"`
+	By          string          `json:"by,omitempty"`
+	Time        string          `json:"time"`
+	Seq         uint64          `json:"seq"`
+}
+
+// AnswerInput is answer_input (and the body of POST
+// /api/operations/{id}/input, without OperationID). Status is "resolved"
+// (the default) or "cancelled" (the person declined).
+type AnswerInput struct {
+	OperationID string          `json:"operation_id"`
+	RequestID   string          `json:"request_id"`
+	Value       json.RawMessage `json:"value"`
+	Status      string          `json:"status,omitempty"`
+}
+
+// OperationInputReply answers answer_input.
+type OperationInputReply struct {
+	Type        string          `json:"type"`
+	ID          json.RawMessage `json:"id,omitempty"`
+	OperationID string          `json:"operation_id"`
+	RequestID   string          `json:"request_id"`
+}
+
+// Input gives a worker the answer to one of its input requests.
+type Input struct {
+	Type        string          `json:"type"`
+	OperationID string          `json:"operation_id"`
+	RequestID   string          `json:"request_id"`
+	Status      string          `json:"status"`
+	Value       json.RawMessage `json:"value"`
 }
 
 // OperationEnded is the final event: operation_completed (with Result),
@@ -226,8 +311,9 @@ type Cancel struct {
 }
 
 // WorkerEvent is what a worker sends about one of its operations: progress
-// (Progress, Message, Step, Data), log (Message), completed (Result),
-// failed (Code, Message, Result) or cancelled (Message).
+// (Progress, Message, Step, Data), log (Message), event (Event, an AG-UI
+// event), completed (Result), failed (Code, Message, Result) or cancelled
+// (Message).
 type WorkerEvent struct {
 	OperationID string          `json:"operation_id"`
 	Progress    *float64        `json:"progress"`
@@ -236,4 +322,8 @@ type WorkerEvent struct {
 	Data        json.RawMessage `json:"data"`
 	Result      json.RawMessage `json:"result"`
 	Code        string          `json:"code"`
+	Event       json.RawMessage `json:"event"`
+	RequestID   string          `json:"request_id"`
+	Prompt      string          `json:"prompt"`
+	Schema      json.RawMessage `json:"schema"`
 }

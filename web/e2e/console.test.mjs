@@ -257,3 +257,44 @@ test("looks right at phone width and in dark mode", async () => {
     await p.context.close();
   }
 });
+
+test("an AG-UI agent's card streams its text, shows the tool call and the state; an input request is answered from the card", async () => {
+  const p = await openConsole("#/operations");
+  const { page } = p;
+  const card = await startOperation(page, "chat", '{"messages": [{"id": "u1", "role": "user", "content": "tether"}]}');
+  // The text grows while the agent streams it.
+  const lengths = new Set();
+  await until(
+    "the answer",
+    async () => {
+      const texts = await card.getByTestId("op-text").allTextContents();
+      lengths.add(texts.join("").length);
+      return (await card.getAttribute("data-status")) === "completed";
+    },
+    20000,
+    30,
+  );
+  assert.ok(lengths.size >= 5, `text lengths seen: ${[...lengths]}`);
+  const texts = await card.getByTestId("op-text").allTextContents();
+  assert.deepEqual(texts, [
+    "assistant Let me look that up before I answer.",
+    "assistant You asked about tether. I found 2 results: Tether stores every event; AG-UI clients resume with Last-Event-ID.",
+  ]);
+  assert.equal(await card.getByTestId("op-tool-args").textContent(), '({"query": "tether"})');
+  assert.match(await card.getByTestId("op-tool-result").textContent(), /Tether stores every event/);
+  const state = card.getByTestId("op-state");
+  assert.match(await state.textContent(), /question: "tether"/);
+  assert.match(await state.textContent(), /searches: 1/);
+  await p.screenshot("operation-agui");
+
+  const asking = await startOperation(page, "ask", "null");
+  await until("the request", async () => (await asking.getAttribute("data-status")) === "waiting_input", 10000);
+  assert.match(await asking.getByTestId("op-input-form").textContent(), /Send the email\?/);
+  await p.screenshot("operation-input");
+  await asking.getByTestId("op-input-yes").click();
+  await until("completion", async () => (await asking.getAttribute("data-status")) === "completed", 10000);
+  assert.match(await asking.getByTestId("op-input-answered").textContent(), /Send the email\? → true \(resolved, /);
+  assert.match(await asking.getByTestId("op-result").textContent(), /"value": true/);
+  p.assertNoErrors();
+  await p.context.close();
+});

@@ -110,6 +110,8 @@ export async function startServer() {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "tether-e2e-data-"));
   const cfg = path.join(dataDir, "tether.yaml");
   const script = path.join(here, "testdata", "steps.sh");
+  const chat = path.join(repo, "examples", "agents", "chat.py");
+  const ask = path.join(here, "testdata", "ask.py");
   writeFileSync(
     cfg,
     `agents:
@@ -123,6 +125,14 @@ export async function startServer() {
         command: ["sh", "${script}"]
         env: {DELAY: "1"}
         timeout: 2m
+      chat:
+        command: ["python3", "${chat}"]
+        env: {TOKENS_PER_SEC: "40"}
+        timeout: 1m
+      ask:
+        command: ["python3", "${ask}"]
+        interactive: true
+        timeout: 1m
 `,
   );
   const args = ["serve", "--dev", "--addr", `127.0.0.1:${port}`, "--data-dir", dataDir, "--config", cfg, "--node-name", "e2e", "--log-level", "warn"];

@@ -118,7 +118,7 @@ export interface OperationRecord {
   agent_id: string;
   operation_type: string;
   owner: string;
-  status: "running" | "completed" | "failed" | "cancelled";
+  status: "running" | "waiting_input" | "completed" | "failed" | "cancelled";
   progress?: number;
   step?: string;
   message?: string;
@@ -130,6 +130,11 @@ export interface OperationRecord {
   last_seq: number;
   node: string;
   kind: "command" | "remote";
+}
+
+/** Whether an operation of this status has not ended. */
+export function isLive(status: string): boolean {
+  return status === "running" || status === "waiting_input";
 }
 
 /** Lists operations, newest first: the user's own (an admin's: everyone's),
@@ -459,7 +464,7 @@ export class OperationsClient {
       .request({ type: "subscribe_operation", operation_id: operationId, after_seq: afterSeq })
       .then((r) => {
         if (r.type === "operation_error") this.ev.error?.(r);
-        else if (r.type === "operation_subscribed" && r.status !== "running" && r.last_seq <= afterSeq) {
+        else if (r.type === "operation_subscribed" && !isLive(r.status) && r.last_seq <= afterSeq) {
           // Ended while we had already seen its final event.
           this.mark(operationId, afterSeq, true);
         }
@@ -488,7 +493,12 @@ export class OperationsClient {
       const t = this.tracked.get(rec.operation_id);
       if (!t) return;
       this.ev.event(m);
-      this.mark(rec.operation_id, rec.last_seq, rec.status !== "running");
+      this.mark(rec.operation_id, rec.last_seq, !isLive(rec.status));
+      return;
+    }
+    if (m.type === "agui_event" && m.seq === 0) {
+      // The AG-UI state, after operation_state: not a stored event.
+      if (id && this.tracked.has(id)) this.ev.event(m);
       return;
     }
     if (!id || typeof m.seq !== "number") return;
