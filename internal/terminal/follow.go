@@ -1,0 +1,240 @@
+package terminal
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tether-dev/tether/internal/terminal/screen"
+)
+
+// DefaultScrollback is how many lines of history a session's screen model
+// keeps above the screen when Options.Scrollback is zero.
+const DefaultScrollback = 1000
+
+// maxResizeQueue bounds the resizes waiting for the model to reach their
+// offset; beyond it the newest size replaces the last one queued.
+const maxResizeQueue = 64
+
+// resizeEvent is a resize at a point of the output stream: the model applies
+// it once it has been fed every byte before at.
+type resizeEvent struct {
+	at         int64
+	cols, rows uint16
+}
+
+// follower keeps a screen model fed with the session's output. It reads the
+// ring like a client, with its own offset, on its own goroutine: the PTY
+// reader never waits for it. If it falls so far behind that its bytes leave
+// the ring, it rebuilds the model from the oldest safe boundary still in
+// the ring (the screen is then as exact as a replay of the ring can make it)
+// and counts a resync.
+//
+// The model is fed only up to safe boundaries known to the stream's parser
+// (ground state, between characters), so whenever the follower is "at a
+// safe point" its offset is one a client can continue from after a
+// snapshot.
+type follower struct {
+	s          *stream
+	notify     chan struct{}
+	scrollback int
+
+	mu      sync.Mutex // guards everything below; held while feeding one chunk or snapshotting
+	model   *screen.Model
+	off     int64         // offset of the next byte the model will get
+	safe    bool          // off is a safe boundary (or no more output will come)
+	safeCh  chan struct{} // closed when safe becomes true
+	resizes []resizeEvent // in offset order, not yet applied
+	done    bool          // the stream has ended and every byte was fed
+
+	resyncs atomic.Int64
+}
+
+func newFollower(s *stream, cols, rows uint16, scrollback int) *follower {
+	f := &follower{
+		s:          s,
+		notify:     make(chan struct{}, 1),
+		scrollback: scrollback,
+		model:      screen.New(int(cols), int(rows), scrollback),
+		safe:       true,
+		safeCh:     make(chan struct{}),
+	}
+	close(f.safeCh)
+	return f
+}
+
+func (f *follower) wake() {
+	select {
+	case f.notify <- struct{}{}:
+	default:
+	}
+}
+
+// resize queues a resize taking effect after the byte at offset at-1.
+func (f *follower) resize(at int64, cols, rows uint16) {
+	f.mu.Lock()
+	if n := len(f.resizes); n >= maxResizeQueue {
+		f.resizes[n-1].cols, f.resizes[n-1].rows = cols, rows
+	} else {
+		f.resizes = append(f.resizes, resizeEvent{at: at, cols: cols, rows: rows})
+	}
+	f.mu.Unlock()
+	f.wake()
+}
+
+// setSafe records whether off is a safe boundary. Called with mu held.
+func (f *follower) setSafe(safe bool) {
+	if safe == f.safe {
+		return
+	}
+	f.safe = safe
+	if safe {
+		close(f.safeCh)
+	} else {
+		f.safeCh = make(chan struct{})
+	}
+}
+
+// applyResizes applies queued resizes that are due at the model's offset.
+// Called with mu held.
+func (f *follower) applyResizes() {
+	for len(f.resizes) > 0 && f.resizes[0].at <= f.off {
+		r := f.resizes[0]
+		f.resizes = f.resizes[1:]
+		if c, rw := f.model.Size(); c != int(r.cols) || rw != int(r.rows) {
+			f.model.Resize(int(r.cols), int(r.rows))
+		}
+	}
+	if len(f.resizes) == 0 {
+		f.resizes = f.resizes[:0:cap(f.resizes)]
+	}
+}
+
+// run feeds the model until the stream has ended and been fed completely.
+func (f *follower) run() {
+	buf := make([]byte, MaxChunkSize)
+	for {
+		f.mu.Lock()
+		f.applyResizes()
+		limit := int64(-1)
+		if len(f.resizes) > 0 {
+			limit = f.resizes[0].at
+		}
+		off := f.off
+		f.mu.Unlock()
+
+		r := f.s.followRead(off, limit, buf)
+		f.mu.Lock()
+		switch {
+		case r.behind:
+			// Our bytes have left the ring: start again from its oldest
+			// safe boundary. RIS clears screen and history; the prefix
+			// restores the modes in force there.
+			f.resyncs.Add(1)
+			_, _ = f.model.Write(risSeq)
+			_, _ = f.model.Write(r.prefix)
+			f.off = r.from
+			f.setSafe(true)
+		case r.n > 0:
+			_, _ = f.model.Write(buf[:r.n])
+			f.off += int64(r.n)
+			f.setSafe(r.safe)
+		case r.finished:
+			f.setSafe(true)
+			f.done = true
+			f.applyResizes()
+			f.mu.Unlock()
+			return
+		default:
+			f.setSafe(r.safe)
+		}
+		progressed := r.behind || r.n > 0
+		f.mu.Unlock()
+		if !progressed {
+			<-f.notify
+		}
+	}
+}
+
+var risSeq = []byte("\x1bc")
+
+// snapshot appends the model's snapshot to dst once the model is at a safe
+// boundary at or after minOff (a safe offset of the stream) and returns it
+// with the offset it shows the screen at and its size. Resizes due at that
+// offset are applied first: sizes delivered to clients at offsets up to it
+// are in the snapshot. It waits only for the follower.
+func (f *follower) snapshot(ctx context.Context, minOff int64, dst []byte) (snap []byte, off int64, cols, rows uint16, err error) {
+	err = f.with(ctx, minOff, func(m *screen.Model, o int64) {
+		snap = m.Snapshot(dst)
+		c, r := m.Size()
+		off, cols, rows = o, uint16(c), uint16(r)
+	})
+	return snap, off, cols, rows, err
+}
+
+// with runs fn with the model at a safe boundary at or after minOff, for
+// read-only use.
+func (f *follower) with(ctx context.Context, minOff int64, fn func(m *screen.Model, off int64)) error {
+	for {
+		f.mu.Lock()
+		if f.safe && (f.off >= minOff || f.done) {
+			f.applyResizes()
+			fn(f.model, f.off)
+			f.mu.Unlock()
+			return nil
+		}
+		if f.safe {
+			// Safe but short of minOff: wait for the next safe point.
+			f.setSafe(false)
+		}
+		ch := f.safeCh
+		f.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// followResult is what followRead found.
+type followResult struct {
+	n        int   // bytes copied
+	safe     bool  // off+n is a safe boundary
+	finished bool  // n == 0 and no more output will come
+	behind   bool  // off has left the ring: continue from `from` after writing prefix
+	from     int64 // with behind
+	prefix   []byte
+}
+
+// followRead copies ring bytes from off, up to the latest safe boundary (or
+// to the end once the stream has finished) and never past limit (if >= 0),
+// into dst.
+func (s *stream) followRead(off, limit int64, dst []byte) followResult {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if off < s.startLocked() {
+		if b, ok := s.boundaryLocked(); ok {
+			return followResult{behind: true, from: b.off, prefix: b.modes.prefix()}
+		}
+		// No safe boundary in the ring: wait for one (or the end).
+		if s.finished {
+			return followResult{behind: true, from: s.end}
+		}
+		return followResult{}
+	}
+	target := s.last.off
+	if s.finished {
+		target = s.end
+	}
+	if limit >= 0 && limit < target {
+		target = limit
+	}
+	n := min(target-off, int64(len(dst)))
+	if n <= 0 {
+		return followResult{finished: s.finished && off >= s.end, safe: off == s.last.off}
+	}
+	s.readLocked(off, dst[:n])
+	end := off + n
+	return followResult{n: int(n), safe: end == s.last.off || (s.finished && end == s.end)}
+}
