@@ -134,7 +134,7 @@ func (s *Service) hostAttach(m *nats.Msg) {
 	}
 	r := &hostRelay{
 		id: nats.NewInbox()[len(nats.InboxPrefix):], svc: s, inbox: req.Inbox,
-		feed: feed{l: l, client: client, attachAt: l.sess.Offset()}, credits: make(chan struct{}, relayWindow),
+		feed: newFeed(l, client), credits: make(chan struct{}, relayWindow),
 	}
 	for range relayWindow {
 		r.credits <- struct{}{}
@@ -154,9 +154,8 @@ func (s *Service) hostAttach(m *nats.Msg) {
 	s.wg.Add(1) // r.pump
 	s.mu.Unlock()
 	l.attach(r)
-	cols, rows := l.sess.Size()
 	reply(attachReply{Relay: r.id, Status: protocol.TerminalStatus{
-		PID: l.sess.PID(), Cols: cols, Rows: rows, Clients: l.count(), Offset: r.feed.attachAt,
+		PID: l.sess.PID(), Cols: r.feed.cols, Rows: r.feed.rows, Clients: l.count(), Offset: r.feed.attachAt,
 	}})
 	go r.pump()
 }
@@ -201,7 +200,7 @@ func (r *hostRelay) publish(f frame) error {
 	return r.svc.nc.PublishMsg(&nats.Msg{Subject: r.inbox, Header: h, Data: f.data})
 }
 
-// Send implements peer: size changes reach relayed clients too.
+// Send implements peer; sizes reach relayed clients in the stream (feed).
 func (r *hostRelay) Send(typ string, v any) bool {
 	if sz, ok := v.(protocol.TerminalSize); ok && typ == protocol.TypeSize {
 		return r.publish(frame{typ: protocol.TypeSize, cols: sz.Cols, rows: sz.Rows}) == nil
@@ -247,7 +246,7 @@ func (s *Service) hostCtl(m *nats.Msg) {
 	case "resize":
 		cols, _ := strconv.Atoi(m.Header.Get(hdrCols))
 		rows, _ := strconv.Atoi(m.Header.Get(hdrRows))
-		respond(l.resize(uint16(cols), uint16(rows)))
+		respond(l.resize(r.feed.client, uint16(cols), uint16(rows)))
 	case "signal":
 		respond(l.signal(string(m.Data)))
 	}

@@ -475,19 +475,6 @@ func (l *live) armDetach(s *Service) {
 	})
 }
 
-// broadcast sends a message to every client attached to the session.
-func (l *live) broadcast(typ string, v any) {
-	l.mu.Lock()
-	ps := make([]peer, 0, len(l.clients))
-	for p := range l.clients {
-		ps = append(ps, p)
-	}
-	l.mu.Unlock()
-	for _, p := range ps {
-		p.Send(typ, v)
-	}
-}
-
 // inherited lists the server environment variables a terminal inherits;
 // everything else (TETHER_JWT_SECRET, cloud credentials) stays behind.
 var inherited = []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "TZ", "TMPDIR"}

@@ -19,6 +19,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tether-dev/tether/internal/protocol"
+	"github.com/tether-dev/tether/internal/terminal"
+	"github.com/tether-dev/tether/internal/terminal/screen"
 	"github.com/tether-dev/tether/internal/testkit"
 )
 
@@ -279,8 +281,26 @@ func TestReconnectSinceAndReplay(t *testing.T) {
 	plain := attach(t, n, "cat", alice(t), "")
 	plain.Expect("status")
 	m := plain.Expect("replay")
-	if m["start"] != float64(0) || m["data"] != ready+"one\r\ntwo\r\nthree\r\n" || m["offset"] != float64(len(ready+"one\r\ntwo\r\nthree\r\n")) {
+	// A client without since gets the screen: a snapshot at the current
+	// offset (start = offset), which shows what the whole output shows.
+	all := ready + "one\r\ntwo\r\nthree\r\n"
+	if m["start"] != float64(len(all)) || m["offset"] != float64(len(all)) {
 		t.Fatalf("replay = %v", m)
+	}
+	data, _ := m["data"].(string)
+	assertSameScreen(t, []byte(data), []byte(all), 80, 24)
+}
+
+// assertSameScreen checks that a terminal of cols x rows fed snap shows
+// exactly what one fed stream shows.
+func assertSameScreen(t *testing.T, snap, stream []byte, cols, rows int) {
+	t.Helper()
+	live := screen.New(cols, rows, terminal.DefaultScrollback)
+	live.Write(stream)
+	late := screen.New(cols, rows, terminal.DefaultScrollback)
+	late.Write(snap)
+	if a, b := live.Snapshot(nil), late.Snapshot(nil); !bytes.Equal(a, b) {
+		t.Fatalf("the snapshot shows another screen than the stream:\nstream:   %q\nsnapshot: %q", a, b)
 	}
 }
 
