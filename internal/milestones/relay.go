@@ -28,6 +28,7 @@ import (
 //	tether.term.<node>.ctl     relay control (header Relay, Op): ack, ping, close; input/resize/signal as requests
 //	tether.term.<node>.end     request: end a milestone running there
 //	tether.term.<node>.recording request: a chunk of a recording there, or delete it
+//	tether.term.<node>.screen    request: the screen of a terminal there (screen.go)
 const (
 	relayWindow  = 8
 	relayIdle    = 30 * time.Second // a relay not heard from this long is dropped by its host
@@ -90,7 +91,7 @@ func (s *Service) serveRelays() error {
 		}
 		go func() { defer s.wg.Done(); s.hostEnd(m) }()
 	}
-	for verb, h := range map[string]nats.MsgHandler{"attach": s.hostAttach, "ctl": s.hostCtl, "end": end, "recording": s.hostRecording} {
+	for verb, h := range map[string]nats.MsgHandler{"attach": s.hostAttach, "ctl": s.hostCtl, "end": end, "recording": s.hostRecording, "screen": s.hostScreen} {
 		sub, err := s.nc.Subscribe(subject(s.cfg.Node, verb), h)
 		if err != nil {
 			return fmt.Errorf("subscribe relay %s: %w", verb, err)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
@@ -490,7 +491,12 @@ func TestConcurrentInputAndResizeDuringOutput(t *testing.T) {
 // stays bounded, a second client keeps receiving, and the slow client skips
 // forward to a replay when it finally reads.
 func TestNeverReadingClientBounded(t *testing.T) {
-	n := testkit.Start(t, nil, nil)
+	// Each session's screen model parses the flood too, which under -race
+	// on a busy machine can make the fast client take longer than the
+	// default write timeout, after which the stalled client is cut off.
+	cfg := testkit.Config(t)
+	cfg.WriteTimeout = 2 * time.Minute
+	n := testkit.Start(t, cfg, nil)
 	create(t, n, "yes", []string{"yes"})
 	slow := attach(t, n, "yes", alice(t), "")
 	slow.status()
@@ -562,6 +568,7 @@ func TestTerminalMetrics(t *testing.T) {
 		"tether_terminal_output_bytes_total 14", // ready\r\n hello\r\n
 		"tether_terminal_input_bytes_total 6",
 		"tether_terminal_skips_total 0",
+		"tether_terminal_model_resyncs_total 0",
 	))
 	c.input("\x04") // end of input: cat exits
 	c.Expect("exit")

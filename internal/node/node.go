@@ -118,6 +118,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (n *Node, er
 	if n.Milestones, err = milestones.NewService(ctx, mstore, milestones.Config{
 		Node: cfg.NodeName, DataDir: cfg.DataDir, DefaultCommand: cfg.TerminalCommand,
 		RingSize: int(cfg.TerminalRingSize), RecordingMaxBytes: cfg.TerminalRecordingMaxBytes,
+		Scrollback:    scrollback(cfg.TerminalScrollback),
 		DetachTimeout: cfg.TerminalDetachTimeout, NC: n.Backbone.NC, Logger: log.With("component", "milestones"),
 	}); err != nil {
 		return nil, err
@@ -336,4 +337,13 @@ func DevSecret(dataDir string) (secret []byte, created bool, err error) {
 		return nil, false, fmt.Errorf("store dev secret: %w", err)
 	}
 	return []byte(s), true, nil
+}
+
+// scrollback maps --terminal-scrollback (0: none) to terminal.Options's
+// Scrollback (0: the default, negative: none).
+func scrollback(lines int) int {
+	if lines == 0 {
+		return -1
+	}
+	return lines
 }
