@@ -214,3 +214,51 @@ func TestResizeSequenceThenLateClients(t *testing.T) {
 	sameScreens(t, "console-like client after its resize", live.m, small.m)
 	sameScreens(t, "follower after another client's resize", live.m, follower.m)
 }
+
+// The screen API: JSON runs with attributes, cursor, size, title and the
+// alternate-screen flag; plain text on Accept: text/plain; the current size
+// next to the creation size in GET /api/milestones/{id}; 409 when the
+// program is not running.
+func TestScreenAPI(t *testing.T) {
+	n := testkit.Start(t, nil, nil)
+	create(t, n, "scr", []string{"sh", "-c", `stty -echo; printf '\033]2;my title\007\033[?1049h\033[1;31mred\033[0m plain \033[48;2;1;2;3mrgb\033[0m\033[2;5H'; exec cat`})
+	code, _ := getText(t, n.HTTP+"/api/milestones/scr/screen")
+	if code != http.StatusConflict {
+		t.Fatalf("screen of a pending milestone: %d", code)
+	}
+	c := newVT(t, n, "scr", "", true)
+	for !strings.Contains(c.m.Text(), "rgb") {
+		c.step()
+	}
+	c.Send(map[string]any{"type": "resize", "cols": 50, "rows": 10})
+	testkit.Eventually(t, "the new size", func() bool {
+		_, v := testkit.Do(t, "GET", n.HTTP+"/api/milestones/scr", alice(t), nil)
+		sz, _ := v["size"].(map[string]any)
+		return sz != nil && sz["cols"] == float64(50) && sz["rows"] == float64(10) && v["cols"] == float64(80) && v["rows"] == float64(24)
+	})
+
+	_, v := testkit.Do(t, "GET", n.HTTP+"/api/milestones/scr/screen", alice(t), nil)
+	lines, _ := v["lines"].([]any)
+	if len(lines) != 10 || v["title"] != "my title" || v["alternate_screen"] != true ||
+		fmt.Sprint(v["size"]) != "map[cols:50 rows:10]" || fmt.Sprint(v["cursor"]) != "map[visible:true x:4 y:1]" {
+		t.Fatalf("screen %v", v)
+	}
+	got := fmt.Sprint(lines[0])
+	want := "[map[bold:true cells:3 fg:1 text:red] map[cells:7 text: plain ] map[bg:#010203 cells:3 text:rgb] map[cells:37 text:" + strings.Repeat(" ", 37) + "]]"
+	if got != want {
+		t.Fatalf("line 0:\n%s\nwant\n%s", got, want)
+	}
+
+	req, _ := http.NewRequest("GET", n.HTTP+"/api/milestones/scr/screen", nil)
+	req.Header.Set("Authorization", "Bearer "+alice(t))
+	req.Header.Set("Accept", "text/plain")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" || string(b) != "red plain rgb\n"+strings.Repeat("\n", 9) {
+		t.Fatalf("text %q (%s)", b, resp.Header.Get("Content-Type"))
+	}
+}
