@@ -25,10 +25,12 @@ type resizeEvent struct {
 
 // follower keeps a screen model fed with the session's output. It reads the
 // ring like a client, with its own offset, on its own goroutine: the PTY
-// reader never waits for it. If it falls so far behind that its bytes leave
-// the ring, it rebuilds the model from the oldest safe boundary still in
-// the ring (the screen is then as exact as a replay of the ring can make it)
-// and counts a resync.
+// reader never waits for it. Bytes that leave the ring before it read them
+// are copied aside by the reader into a backlog of up to maxFollowBacklog
+// bytes (a copy, not a wait), so a model slower than a flood for a moment
+// loses nothing. Only if it falls further behind than that does it rebuild
+// the model from the oldest safe boundary still in the ring (the screen is
+// then as exact as a replay of the ring can make it) and count a resync.
 //
 // The model is fed only up to safe boundaries known to the stream's parser
 // (ground state, between characters), so whenever the follower is "at a
@@ -210,18 +212,30 @@ type followResult struct {
 // followRead copies ring bytes from off, up to the latest safe boundary (or
 // to the end once the stream has finished) and never past limit (if >= 0),
 // into dst.
+//
+// Bytes that left the ring before the model read them come from the
+// stream's backlog (see keepForFollowerLocked); only if those did not fit
+// either does the model rebuild from the ring (behind). It takes the
+// write lock, since it consumes the backlog: for one copy, as a client's
+// read does.
 func (s *stream) followRead(off, limit int64, dst []byte) followResult {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if off < s.startLocked() {
-		if b, ok := s.boundaryLocked(); ok {
-			return followResult{behind: true, from: b.off, prefix: b.modes.prefix()}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.followLost || off < s.followFrom {
+		s.followLost, s.backlog = false, nil
+		s.followFrom = max(off, s.startLocked())
+		if off < s.startLocked() {
+			if b, ok := s.boundaryLocked(); ok {
+				s.followFrom = b.off
+				return followResult{behind: true, from: b.off, prefix: b.modes.prefix()}
+			}
+			// No safe boundary in the ring: wait for one (or the end).
+			if s.finished {
+				s.followFrom = s.end
+				return followResult{behind: true, from: s.end}
+			}
+			return followResult{}
 		}
-		// No safe boundary in the ring: wait for one (or the end).
-		if s.finished {
-			return followResult{behind: true, from: s.end}
-		}
-		return followResult{}
 	}
 	target := s.last.off
 	if s.finished {
@@ -234,7 +248,16 @@ func (s *stream) followRead(off, limit int64, dst []byte) followResult {
 	if n <= 0 {
 		return followResult{finished: s.finished && off >= s.end, safe: off == s.last.off}
 	}
-	s.readLocked(off, dst[:n])
+	if len(s.backlog) > 0 {
+		n = min(n, int64(len(s.backlog)))
+		copy(dst, s.backlog[:n])
+		if s.backlog = s.backlog[n:]; len(s.backlog) == 0 {
+			s.backlog = nil
+		}
+	} else {
+		s.readLocked(off, dst[:n])
+	}
 	end := off + n
+	s.followFrom = end
 	return followResult{n: int(n), safe: end == s.last.off || (s.finished && end == s.end)}
 }

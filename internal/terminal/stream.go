@@ -119,6 +119,12 @@ type stream struct {
 	// scr, if set, is the screen model following the ring: replays are then
 	// snapshots of it rather than raw bytes from a checkpoint.
 	scr *follower
+	// followFrom is the offset of the next byte the screen model will read;
+	// backlog holds the bytes from there that left the ring before it read
+	// them; followLost: they did not fit and the model must rebuild.
+	followFrom int64
+	backlog    []byte
+	followLost bool
 	// resizes are the size changes still inside the ring (or the latest),
 	// in stream order, delivered to clients at their offsets.
 	resizes []streamResize
@@ -263,6 +269,9 @@ func (s *stream) ingest(p []byte) {
 	s.wend += int64(len(p))
 
 	s.mu.Lock()
+	if s.scr != nil {
+		s.keepForFollowerLocked(p)
+	}
 	s.writeLocked(p)
 	for _, c := range s.pending {
 		s.cps.push(c)
@@ -277,12 +286,7 @@ func (s *stream) ingest(p []byte) {
 // size no byte has been overwritten, so the data is linear in buf[:end] and
 // growing is a plain copy.
 func (s *stream) writeLocked(p []byte) {
-	if need := s.end + int64(len(p)); need > int64(len(s.buf)) && len(s.buf) < s.maxSize {
-		n := min(int64(s.maxSize), max(2*int64(len(s.buf)), need))
-		nb := make([]byte, n)
-		copy(nb, s.buf[:s.end])
-		s.buf = nb
-	}
+	s.growLocked(len(p))
 	size := int64(len(s.buf))
 	if int64(len(p)) > size {
 		s.end += int64(len(p)) - size
@@ -292,6 +296,53 @@ func (s *stream) writeLocked(p []byte) {
 	n := copy(s.buf[pos:], p)
 	copy(s.buf, p[n:])
 	s.end += int64(len(p))
+}
+
+// growLocked grows the ring (up to maxSize) so that n more bytes fit
+// without overwriting any, as far as it can.
+func (s *stream) growLocked(n int) {
+	if need := s.end + int64(n); need > int64(len(s.buf)) && len(s.buf) < s.maxSize {
+		size := min(int64(s.maxSize), max(2*int64(len(s.buf)), need))
+		nb := make([]byte, size)
+		copy(nb, s.buf[:s.end])
+		s.buf = nb
+	}
+}
+
+// maxFollowBacklog bounds the bytes kept for a screen model that has
+// fallen behind the ring; beyond it the model is rebuilt from the ring.
+const maxFollowBacklog = 4 << 20
+
+// keepForFollowerLocked saves, before p is written, the bytes the screen
+// model has not read yet and that writing p pushes out of the ring (or
+// that skip it, when p is larger than the ring), so that a model slower
+// than a flood for a moment loses nothing. It copies, never waits; up to
+// maxFollowBacklog bytes, after which the model must rebuild.
+func (s *stream) keepForFollowerLocked(p []byte) {
+	if s.followLost {
+		return
+	}
+	s.growLocked(len(p))
+	newStart := s.end + int64(len(p)) - int64(len(s.buf))
+	from := s.followFrom + int64(len(s.backlog))
+	if newStart <= from {
+		return
+	}
+	if int64(len(s.backlog))+newStart-from > maxFollowBacklog {
+		s.followLost = true
+		s.backlog = nil
+		return
+	}
+	// [from, newStart): first what is in the ring, then the head of p.
+	if ringEnd := min(newStart, s.end); from < ringEnd {
+		i := len(s.backlog)
+		s.backlog = append(s.backlog, make([]byte, ringEnd-from)...)
+		s.readLocked(from, s.backlog[i:])
+		from = ringEnd
+	}
+	if from < newStart {
+		s.backlog = append(s.backlog, p[from-s.end:newStart-s.end]...)
+	}
 }
 
 // startLocked is the oldest offset still in the ring.
