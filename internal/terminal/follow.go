@@ -43,11 +43,11 @@ type follower struct {
 
 	mu      sync.Mutex // guards everything below; held while feeding one chunk or snapshotting
 	model   *screen.Model
-	off     int64         // offset of the next byte the model will get
-	safe    bool          // off is a safe boundary (or no more output will come)
-	safeCh  chan struct{} // closed when safe becomes true
-	resizes []resizeEvent // in offset order, not yet applied
-	done    bool          // the stream has ended and every byte was fed
+	off     int64           // offset of the next byte the model will get
+	safe    bool            // off is a safe boundary (or no more output will come)
+	reqs    []*modelRequest // readers waiting for a safe boundary
+	resizes []resizeEvent   // in offset order, not yet applied
+	done    bool            // the stream has ended and every byte was fed
 
 	resyncs atomic.Int64
 }
@@ -59,9 +59,7 @@ func newFollower(s *stream, cols, rows uint16, scrollback int) *follower {
 		scrollback: scrollback,
 		model:      screen.New(int(cols), int(rows), scrollback),
 		safe:       true,
-		safeCh:     make(chan struct{}),
 	}
-	close(f.safeCh)
 	return f
 }
 
@@ -84,17 +82,11 @@ func (f *follower) resize(at int64, cols, rows uint16) {
 	f.wake()
 }
 
-// setSafe records whether off is a safe boundary. Called with mu held.
+// setSafe records whether off is a safe boundary and, if it is, serves
+// the readers waiting for one. Called with mu held.
 func (f *follower) setSafe(safe bool) {
-	if safe == f.safe {
-		return
-	}
 	f.safe = safe
-	if safe {
-		close(f.safeCh)
-	} else {
-		f.safeCh = make(chan struct{})
-	}
+	f.serveLocked()
 }
 
 // applyResizes applies queued resizes that are due at the model's offset.
@@ -118,6 +110,7 @@ func (f *follower) run() {
 	for {
 		f.mu.Lock()
 		f.applyResizes()
+		f.serveLocked()
 		limit := int64(-1)
 		if len(f.resizes) > 0 {
 			limit = f.resizes[0].at
@@ -142,9 +135,9 @@ func (f *follower) run() {
 			f.off += int64(r.n)
 			f.setSafe(r.safe)
 		case r.finished:
-			f.setSafe(true)
 			f.done = true
 			f.applyResizes()
+			f.setSafe(true)
 			f.mu.Unlock()
 			return
 		default:
@@ -175,28 +168,63 @@ func (f *follower) snapshot(ctx context.Context, minOff int64, dst []byte) (snap
 }
 
 // with runs fn with the model at a safe boundary at or after minOff, for
-// read-only use.
+// read-only use: at once if the model is there, else by the follower the
+// next time it is (between two reads, so that a model behind a flood does
+// not keep a reader waiting until it catches up), or when ctx ends.
 func (f *follower) with(ctx context.Context, minOff int64, fn func(m *screen.Model, off int64)) error {
-	for {
-		f.mu.Lock()
-		if f.safe && (f.off >= minOff || f.done) {
-			f.applyResizes()
-			fn(f.model, f.off)
-			f.mu.Unlock()
-			return nil
-		}
-		if f.safe {
-			// Safe but short of minOff: wait for the next safe point.
-			f.setSafe(false)
-		}
-		ch := f.safeCh
+	f.mu.Lock()
+	if f.safe && (f.off >= minOff || f.done) {
+		f.applyResizes()
+		fn(f.model, f.off)
 		f.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
+		return nil
+	}
+	r := &modelRequest{minOff: minOff, fn: fn, done: make(chan struct{})}
+	f.reqs = append(f.reqs, r)
+	f.mu.Unlock()
+	f.wake()
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, q := range f.reqs {
+		if q == r {
+			f.reqs = append(f.reqs[:i], f.reqs[i+1:]...)
 			return ctx.Err()
 		}
 	}
+	return nil // served meanwhile (fn ran under mu, before we got it)
+}
+
+// modelRequest is a reader waiting for the model to reach a safe boundary
+// at or after minOff.
+type modelRequest struct {
+	minOff int64
+	fn     func(m *screen.Model, off int64)
+	done   chan struct{}
+}
+
+// serveLocked runs the waiting requests the model can answer now. Called
+// with mu held.
+func (f *follower) serveLocked() {
+	if !f.safe || len(f.reqs) == 0 {
+		return
+	}
+	f.applyResizes()
+	kept := f.reqs[:0]
+	for _, r := range f.reqs {
+		if f.off >= r.minOff || f.done {
+			r.fn(f.model, f.off)
+			close(r.done)
+		} else {
+			kept = append(kept, r)
+		}
+	}
+	clear(f.reqs[len(kept):])
+	f.reqs = kept
 }
 
 // followResult is what followRead found.
@@ -255,9 +283,17 @@ func (s *stream) followRead(off, limit int64, dst []byte) followResult {
 			s.backlog = nil
 		}
 	} else {
+		// End the read at a safe boundary when there is one in it, so that
+		// a snapshot can be taken between reads even while the model is
+		// behind a flood.
+		if off+n != s.last.off {
+			if c, ok := s.cps.lastIn(off, off+n); ok {
+				n = c - off
+			}
+		}
 		s.readLocked(off, dst[:n])
 	}
 	end := off + n
 	s.followFrom = end
-	return followResult{n: int(n), safe: end == s.last.off || (s.finished && end == s.end)}
+	return followResult{n: int(n), safe: end == s.last.off || (s.finished && end == s.end) || s.cps.has(end)}
 }

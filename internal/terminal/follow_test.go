@@ -2,8 +2,10 @@ package terminal
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"testing"
+	"time"
 )
 
 // A screen model that has not read for a while gets every byte that left
@@ -55,5 +57,21 @@ func TestFollowerBacklog(t *testing.T) {
 	}
 	if s.backlog != nil {
 		t.Fatalf("backlog kept %d bytes", len(s.backlog))
+	}
+}
+
+// A snapshot does not wait for the model to catch up with a flood: the
+// model's reads end at safe boundaries.
+func TestSnapshotDuringFloodWhileModelBehind(t *testing.T) {
+	s := startSession(t, Options{Argv: []string{"yes", "flood"}})
+	for range 20 {
+		c := attach(t, s, -1)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ch, err := c.Next(ctx)
+		cancel()
+		if err != nil || !ch.Replay || ch.Cols != 80 {
+			t.Fatalf("snapshot during a flood: %+v, %v", ch, err)
+		}
+		c.Close()
 	}
 }

@@ -81,6 +81,26 @@ func (q *cpQueue) dropBefore(off int64) {
 	}
 }
 
+// lastIn returns the offset of the last checkpoint in (after, upTo].
+func (q *cpQueue) lastIn(after, upTo int64) (int64, bool) {
+	for i := q.n - 1; i >= 0; i-- {
+		c := q.buf[(q.head+i)%len(q.buf)]
+		if c.off <= after {
+			return 0, false
+		}
+		if c.off <= upTo {
+			return c.off, true
+		}
+	}
+	return 0, false
+}
+
+// has reports whether off is a checkpoint.
+func (q *cpQueue) has(off int64) bool {
+	c, ok := q.lastIn(off-1, off)
+	return ok && c == off
+}
+
 func (q *cpQueue) first() (checkpoint, bool) {
 	if q.n == 0 {
 		return checkpoint{}, false
