@@ -513,12 +513,14 @@ func (s *Session) Offset() int64 { return s.out.offset() }
 func (s *Session) Attach(since int64) (*Client, error) { return s.out.attach(since) }
 
 // ReadScreen calls fn with the session's screen model at a safe boundary
-// of the output and the offset it shows the screen at. fn must only read m
+// of the output, no older than the output read so far, and the offset it
+// shows the screen at. fn must only read m
 // (Size, Title, Snapshot, the accessors of read.go) and must not keep it:
 // the model is locked while fn runs, so fn should be quick. It waits only
 // for the model to reach a safe boundary, or ctx.
 func (s *Session) ReadScreen(ctx context.Context, fn func(m *screen.Model, offset int64)) error {
-	return s.out.scr.with(ctx, 0, fn)
+	// Up to date: at or after every byte read so far that ends a sequence.
+	return s.out.scr.with(ctx, s.out.safeOffset(), fn)
 }
 
 // Clients returns the number of attached clients.
