@@ -610,6 +610,12 @@ func (s *stream) next(c *Client) (ch Chunk, ok bool, err error) {
 // Called with c.mu held; it waits only for the model to reach a safe
 // boundary.
 func (c *Client) snapshot(ctx context.Context, minOff int64) (Chunk, error) {
+	// The client continues from the snapshot's offset: it must still be in
+	// the ring, or the client would fall behind again at once (the model
+	// may be behind, reading bytes kept aside for it).
+	c.s.mu.RLock()
+	minOff = max(minOff, c.s.startLocked())
+	c.s.mu.RUnlock()
 	snap, off, cols, rows, err := c.s.scr.snapshot(ctx, minOff, c.snap[:0])
 	if err != nil {
 		// Try again on the next call.
