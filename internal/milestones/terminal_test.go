@@ -452,6 +452,10 @@ func TestConcurrentInputAndResizeDuringOutput(t *testing.T) {
 	create(t, n, "busy", []string{"sh", "-c", `stty -echo; (i=0; while :; do i=$((i+1)); echo "tick $i"; done) & while read l; do echo "got:$l"; done`})
 	c := attach(t, n, "busy", alice(t), "")
 	c.status()
+	// Another client resizes: c gets the size in the stream and keeps every
+	// byte (the resizing client itself is sent the screen again instead).
+	other := attach(t, n, "busy", alice(t), "")
+	other.status()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -467,7 +471,7 @@ func TestConcurrentInputAndResizeDuringOutput(t *testing.T) {
 			}
 			if i == 10 {
 				ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
-				_ = c.C.Write(ctx, websocket.MessageText, []byte(`{"type":"resize","cols":120,"rows":40}`))
+				_ = other.C.Write(ctx, websocket.MessageText, []byte(`{"type":"resize","cols":120,"rows":40}`))
 				cancel()
 			}
 		}
