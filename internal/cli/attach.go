@@ -39,7 +39,11 @@ func (e exitError) Error() string { return "program exited with code " + strconv
 
 // Attach runs `tether attach`: the local terminal drives a milestone's
 // terminal like `kubectl exec -it`, in raw mode, resized on start and on
-// SIGWINCH, and it resumes from its last offset after a network drop.
+// SIGWINCH (it keeps its own size: the server answers each resize with the
+// screen at that size). After a network drop it reconnects and repaints
+// the screen from the server's snapshot (or, when output is not a
+// terminal, resumes from its last offset). On detach, exit and error it
+// turns off the modes the program left on (restoreModes).
 func Attach(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tether attach", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -94,8 +98,15 @@ func Attach(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	if f, ok := stdout.(*os.File); ok {
 		a.ttyOut = f
+		a.screenOut = isTerminal(f)
 	}
 	err = a.run()
+	if a.screenOut {
+		// Whatever modes the program left on (alternate screen, mouse
+		// reporting, application keys…) must not stay in the user's
+		// terminal, on detach, exit or error alike.
+		_, _ = io.WriteString(stdout, restoreModes)
+	}
 	switch {
 	case errors.Is(err, errDetached):
 		fmt.Fprintf(stderr, "\r\n[detached from %s; it keeps running: %s to come back]\r\n", id, reattach(id, fs))
@@ -117,6 +128,7 @@ type attacher struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	ttyOut         *os.File
+	screenOut      bool // stdout is a terminal: repaint from a snapshot after a reconnect
 	retry          time.Duration
 	offset         int64 // last offset received; -1 before any
 	mu             sync.Mutex
@@ -162,9 +174,33 @@ func (a *attacher) run() error {
 		if errors.As(err, &ce) && ce.Code != websocket.StatusGoingAway {
 			return closedByServer(err)
 		}
-		// A drop or a node going away: resume from the last offset.
+		// A drop or a node going away. On a terminal, the status line is
+		// written over the program's screen: reconnect without since, so
+		// that the server sends the current screen (a replay) and the
+		// screen is repainted, status line gone. Otherwise (output to a
+		// file or pipe) resume from the last offset, every byte once.
 		fmt.Fprintf(a.stderr, "\r\n[connection lost (%v); reconnecting]\r\n", shortErr(err))
+		if a.screenOut {
+			a.offset = -1
+		}
 	}
+}
+
+// restoreModes brings a terminal back to the modes a shell expects: the
+// normal screen (leaving the alternate one), the full scroll region
+// (between DECSC and DECRC, since DECSTBM homes the cursor), mouse
+// reporting and its encodings off, focus events off, bracketed paste off,
+// normal cursor keys and keypad, the cursor shown, attributes reset.
+const restoreModes = "\x1b[?1049l\x1b7\x1b[r\x1b8" +
+	"\x1b[?9l\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1005l\x1b[?1006l\x1b[?1015l" +
+	"\x1b[?1004l\x1b[?2004l\x1b[?1l\x1b>\x1b[?25h\x1b[0m"
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool {
+	return terminal.Control(f, func(fd int) error {
+		_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+		return err
+	}) == nil
 }
 
 // serverError is a connection's end preceded by the server's error

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tether-dev/tether/internal/cli"
+	vtscreen "github.com/tether-dev/tether/internal/terminal/screen"
 	"github.com/tether-dev/tether/internal/testkit"
 )
 
@@ -43,6 +44,13 @@ func (s *screen) String() string {
 // terminal and returns the PTY master (the keyboard and screen), what the
 // screen showed, and the command's exit code when it ends.
 func attachOnPTY(t *testing.T, args ...string) (*os.File, *screen, <-chan int, *bytes.Buffer) {
+	t.Helper()
+	return attachOnPTYWith(t, false, args...)
+}
+
+// attachOnPTYWith is attachOnPTY; with sharedStderr the command's stderr is
+// the terminal too, as in a shell (the returned buffer stays empty).
+func attachOnPTYWith(t *testing.T, sharedStderr bool, args ...string) (*os.File, *screen, <-chan int, *bytes.Buffer) {
 	t.Helper()
 	master, slave, err := pty.Open()
 	if err != nil {
@@ -72,7 +80,11 @@ func attachOnPTY(t *testing.T, args ...string) (*os.File, *screen, <-chan int, *
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		code <- cli.Main(append([]string{"attach"}, args...), tty, tty, &stderr)
+		var errOut io.Writer = &stderr
+		if sharedStderr {
+			errOut = tty
+		}
+		code <- cli.Main(append([]string{"attach"}, args...), tty, tty, errOut)
 	}()
 	t.Cleanup(func() {
 		<-done
@@ -146,13 +158,14 @@ func TestAttachTypesResizesAndDetaches(t *testing.T) {
 	}
 }
 
-// After a network drop, attach reconnects and resumes from its last
-// offset: what was printed meanwhile appears exactly once.
+// After a network drop, attach reconnects and repaints the screen from a
+// snapshot: what was printed meanwhile appears exactly once, and its own
+// status line, written over the program's screen, is gone.
 func TestAttachResumesAfterDrop(t *testing.T) {
 	n := testkit.Start(t, nil, nil)
 	createMilestone(t, n, "cat1", "sh", "-c", "stty -echo; echo ready; exec cat")
 	proxy := newProxy(t, n.Server.Listener.Addr().String())
-	master, scr, code, stderr := attachOnPTY(t, "cat1", "--server", "http://"+proxy.addr, "--token", testkit.Token(t, "alice"))
+	master, scr, code, stderr := attachOnPTYWith(t, true, "cat1", "--server", "http://"+proxy.addr, "--token", testkit.Token(t, "alice"))
 	testkit.Eventually(t, "ready", func() bool { return strings.Contains(scr.String(), "ready") })
 	if _, err := master.Write([]byte("one\r")); err != nil {
 		t.Fatal(err)
@@ -168,17 +181,68 @@ func TestAttachResumesAfterDrop(t *testing.T) {
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, "three", func() bool { return strings.Contains(scr.String(), "three\r\n") })
-	out := scr.String()
-	for _, w := range []string{"ready", "one\r\n", "two\r\n", "three\r\n"} {
-		if c := strings.Count(out, w); c != 1 {
-			t.Fatalf("%q appears %d times on screen: %q", w, c, out)
-		}
-	}
-	if !strings.Contains(stderr.String(), "reconnecting") {
-		t.Fatalf("stderr %q", stderr)
+	// The screen, read back: the reconnect repainted it from a snapshot,
+	// so what was printed meanwhile is there once and the status line,
+	// written over the program's screen, is gone.
+	want := "ready\none\ntwo\nthree\n"
+	testkit.Eventually(t, "the repainted screen", func() bool {
+		return strings.HasPrefix(scr.model(100, 30).Text(), want)
+	})
+	if !strings.Contains(scr.String(), "[connection lost") {
+		t.Fatalf("no status line on the terminal: %q", scr.String())
 	}
 	_, _ = master.Write([]byte{cli.DetachKey})
 	waitExit(t, code)
+	_ = stderr
+}
+
+// model feeds everything the terminal received to a screen model.
+func (s *screen) model(cols, rows int) *vtscreen.Model {
+	m := vtscreen.New(cols, rows, 1000)
+	m.Write([]byte(s.String()))
+	return m
+}
+
+// Detaching, and the program's exit, leave the local terminal as a shell
+// expects it, whatever modes the program turned on.
+func TestAttachRestoresTerminal(t *testing.T) {
+	n := testkit.Start(t, nil, nil)
+	modes := `\033[?1049h\033[?1000h\033[?1006h\033[?1004h\033[?2004h\033[?1h\033=\033[?25l\033[3;10r\033[1;31m`
+	createMilestone(t, n, "vi", "sh", "-c", "stty -echo; printf '"+modes+"FULLSCREEN'; exec cat")
+	createMilestone(t, n, "vi2", "sh", "-c", "printf '"+modes+"FULLSCREEN'; exit 2")
+	check := func(scr *screen) {
+		t.Helper()
+		m := scr.model(100, 30)
+		snap := string(m.Snapshot(nil))
+		if m.AltScreen() || strings.Contains(m.Text(), "FULLSCREEN") {
+			t.Fatalf("still on the program's screen:\n%s", m.Text())
+		}
+		for _, on := range []string{"?1000h", "?1006h", "?1004h", "?2004h", "?1h", "\x1b=", "?25l", "[3;10r", "[1;31m", "31m"} {
+			if strings.Contains(snap, on) {
+				t.Errorf("mode %q still on: %q", on, snap)
+			}
+		}
+	}
+
+	master, scr, code, stderr := attachOnPTYWith(t, true, "vi", "--server", n.HTTP, "--token", testkit.Token(t, "alice"))
+	testkit.Eventually(t, "the program's screen", func() bool { return scr.model(100, 30).AltScreen() })
+	_, _ = master.Write([]byte{cli.DetachKey})
+	if c := waitExit(t, code); c != 0 {
+		t.Fatalf("exit %d: %s", c, stderr)
+	}
+	check(scr)
+	if !strings.Contains(scr.model(100, 30).Text(), "[detached from vi") {
+		t.Fatalf("no detach message on the screen:\n%s", scr.model(100, 30).Text())
+	}
+
+	_, scr, code, _ = attachOnPTYWith(t, true, "vi2", "--server", n.HTTP, "--token", testkit.Token(t, "alice"))
+	if c := waitExit(t, code); c != 2 {
+		t.Fatalf("exit %d", c)
+	}
+	testkit.Eventually(t, "the restore sequences arrived", func() bool {
+		return strings.HasSuffix(scr.String(), "\x1b[0m") || strings.Contains(scr.String(), "\x1b[?25h\x1b[0m")
+	})
+	check(scr)
 }
 
 // attach exits with the program's exit code.

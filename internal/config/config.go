@@ -97,6 +97,7 @@ type Config struct {
 	TerminalRingSize          int64
 	TerminalRecordingMaxBytes int64
 	TerminalDetachTimeout     time.Duration
+	TerminalScrollback        int
 
 	// Origins says where each setting that is not at its default came
 	// from, by flag name: "--jwt-secret", "TETHER_JWT_SECRET" or
@@ -176,6 +177,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.Var((*listValue)(&c.TerminalCommand), "terminal-command", "comma-separated argv of a milestone created without a command")
 	fs.Var((*sizeValue)(&c.TerminalRingSize), "terminal-ring-size", "recent output each terminal keeps for reconnecting clients")
 	fs.Var((*sizeValue)(&c.TerminalRecordingMaxBytes), "terminal-recording-max-bytes", "size cap of each terminal recording (asciicast)")
+	fs.IntVar(&c.TerminalScrollback, "terminal-scrollback", c.TerminalScrollback, "lines of history above the screen each terminal's screen model keeps for late clients (0: none)")
 	fs.DurationVar(&c.TerminalDetachTimeout, "terminal-detach-timeout", c.TerminalDetachTimeout, "end a terminal nobody is attached to after this long (0: never)")
 	explainValues(fs)
 	return fs
@@ -227,6 +229,7 @@ func Defaults() *Config {
 		TerminalCommand:           []string{"/bin/sh"},
 		TerminalRingSize:          1 << 20,
 		TerminalRecordingMaxBytes: 64 << 20,
+		TerminalScrollback:        1000,
 	}
 }
 
@@ -451,6 +454,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TerminalRingSize < 4<<10 || c.TerminalRingSize > 1<<30 {
 		errs = append(errs, errors.New("terminal-ring-size must be between 4KiB and 1GiB"))
+	}
+	if c.TerminalScrollback < 0 || c.TerminalScrollback > 100000 {
+		errs = append(errs, errors.New("terminal-scrollback must be between 0 and 100000 lines"))
 	}
 	if c.MaxOperationsPerUser < 0 || c.MaxOperations < 0 || c.OperationEventRate < 0 {
 		errs = append(errs, errors.New("max-operations-per-user, max-operations and operation-event-rate must not be negative"))

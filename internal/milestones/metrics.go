@@ -5,7 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // endedTotals accumulates the counters of sessions that have ended, so that
 // the totals stay monotonic when a session leaves s.live.
 type endedTotals struct {
-	output, input, skips int64
+	output, input, skips, resyncs int64
 }
 
 var (
@@ -14,6 +14,7 @@ var (
 	descOutput  = prometheus.NewDesc("tether_terminal_output_bytes_total", "Bytes read from the PTYs of this node's terminals.", nil, nil)
 	descInput   = prometheus.NewDesc("tether_terminal_input_bytes_total", "Bytes written to the PTYs of this node's terminals.", nil, nil)
 	descSkips   = prometheus.NewDesc("tether_terminal_skips_total", "Times a client fell more than the replay ring behind and skipped forward to a replay.", nil, nil)
+	descResyncs = prometheus.NewDesc("tether_terminal_model_resyncs_total", "Times a terminal's screen model fell more than the replay ring behind and was rebuilt from the ring.", nil, nil)
 )
 
 // Collector returns the terminals' metrics for the node's registry, read
@@ -24,7 +25,7 @@ type termCollector Service
 
 // Describe implements prometheus.Collector.
 func (c *termCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRunning, descClients, descOutput, descInput, descSkips} {
+	for _, d := range []*prometheus.Desc{descRunning, descClients, descOutput, descInput, descSkips, descResyncs} {
 		ch <- d
 	}
 }
@@ -41,6 +42,7 @@ func (c *termCollector) Collect(ch chan<- prometheus.Metric) {
 		t.output += st.OutputBytes
 		t.input += st.InputBytes
 		t.skips += st.Skips
+		t.resyncs += st.ModelResyncs
 		clients += st.Clients
 	}
 	s.mu.Unlock()
@@ -49,4 +51,5 @@ func (c *termCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descOutput, prometheus.CounterValue, float64(t.output))
 	ch <- prometheus.MustNewConstMetric(descInput, prometheus.CounterValue, float64(t.input))
 	ch <- prometheus.MustNewConstMetric(descSkips, prometheus.CounterValue, float64(t.skips))
+	ch <- prometheus.MustNewConstMetric(descResyncs, prometheus.CounterValue, float64(t.resyncs))
 }

@@ -28,6 +28,7 @@ import (
 //	tether.term.<node>.ctl     relay control (header Relay, Op): ack, ping, close; input/resize/signal as requests
 //	tether.term.<node>.end     request: end a milestone running there
 //	tether.term.<node>.recording request: a chunk of a recording there, or delete it
+//	tether.term.<node>.screen    request: the screen of a terminal there (screen.go)
 const (
 	relayWindow  = 8
 	relayIdle    = 30 * time.Second // a relay not heard from this long is dropped by its host
@@ -90,7 +91,7 @@ func (s *Service) serveRelays() error {
 		}
 		go func() { defer s.wg.Done(); s.hostEnd(m) }()
 	}
-	for verb, h := range map[string]nats.MsgHandler{"attach": s.hostAttach, "ctl": s.hostCtl, "end": end, "recording": s.hostRecording} {
+	for verb, h := range map[string]nats.MsgHandler{"attach": s.hostAttach, "ctl": s.hostCtl, "end": end, "recording": s.hostRecording, "screen": s.hostScreen} {
 		sub, err := s.nc.Subscribe(subject(s.cfg.Node, verb), h)
 		if err != nil {
 			return fmt.Errorf("subscribe relay %s: %w", verb, err)
@@ -134,7 +135,7 @@ func (s *Service) hostAttach(m *nats.Msg) {
 	}
 	r := &hostRelay{
 		id: nats.NewInbox()[len(nats.InboxPrefix):], svc: s, inbox: req.Inbox,
-		feed: feed{l: l, client: client, attachAt: l.sess.Offset()}, credits: make(chan struct{}, relayWindow),
+		feed: newFeed(l, client), credits: make(chan struct{}, relayWindow),
 	}
 	for range relayWindow {
 		r.credits <- struct{}{}
@@ -154,9 +155,8 @@ func (s *Service) hostAttach(m *nats.Msg) {
 	s.wg.Add(1) // r.pump
 	s.mu.Unlock()
 	l.attach(r)
-	cols, rows := l.sess.Size()
 	reply(attachReply{Relay: r.id, Status: protocol.TerminalStatus{
-		PID: l.sess.PID(), Cols: cols, Rows: rows, Clients: l.count(), Offset: r.feed.attachAt,
+		PID: l.sess.PID(), Cols: r.feed.cols, Rows: r.feed.rows, Clients: l.count(), Offset: r.feed.attachAt,
 	}})
 	go r.pump()
 }
@@ -208,7 +208,7 @@ func (r *hostRelay) publish(f frame) error {
 	return r.svc.nc.PublishMsg(&nats.Msg{Subject: r.inbox, Header: h, Data: f.data})
 }
 
-// Send implements peer: size changes reach relayed clients too.
+// Send implements peer; sizes reach relayed clients in the stream (feed).
 func (r *hostRelay) Send(typ string, v any) bool {
 	if sz, ok := v.(protocol.TerminalSize); ok && typ == protocol.TypeSize {
 		return r.publish(frame{typ: protocol.TypeSize, cols: sz.Cols, rows: sz.Rows}) == nil
@@ -254,7 +254,7 @@ func (s *Service) hostCtl(m *nats.Msg) {
 	case "resize":
 		cols, _ := strconv.Atoi(m.Header.Get(hdrCols))
 		rows, _ := strconv.Atoi(m.Header.Get(hdrRows))
-		respond(l.resize(uint16(cols), uint16(rows)))
+		respond(l.resize(r.feed.client, uint16(cols), uint16(rows)))
 	case "signal":
 		respond(l.signal(string(m.Data)))
 	}

@@ -32,7 +32,10 @@ func (s *Service) Routes(mux *http.ServeMux, a *httpapi.Authenticator) {
 	mux.HandleFunc("POST /api/milestones", s.create(a))
 	mux.HandleFunc("GET /api/milestones", s.list(a))
 	mux.HandleFunc("GET /api/milestones/{id}", s.withMilestone(a, func(w http.ResponseWriter, r *http.Request, m *Milestone, _ *auth.Claims) {
-		httpapi.WriteJSON(w, http.StatusOK, m)
+		httpapi.WriteJSON(w, http.StatusOK, s.viewOf(r.Context(), m))
+	}))
+	mux.HandleFunc("GET /api/milestones/{id}/screen", s.withMilestone(a, func(w http.ResponseWriter, r *http.Request, m *Milestone, _ *auth.Claims) {
+		s.serveScreen(w, r, m)
 	}))
 	mux.HandleFunc("POST /api/milestones/{id}/start", s.withMilestone(a, func(w http.ResponseWriter, r *http.Request, m *Milestone, _ *auth.Claims) {
 		_, m, err := s.Start(r.Context(), m.ID)

@@ -27,6 +27,9 @@ type Config struct {
 	DefaultCommand []string
 	// RingSize is each session's replay ring (default 1 MiB).
 	RingSize int
+	// Scrollback is the lines of history each session's screen model
+	// keeps, as terminal.Options.Scrollback (0: 1000, negative: none).
+	Scrollback int
 	// RecordingMaxBytes caps each recording.
 	RecordingMaxBytes int64
 	// DetachTimeout ends a session with no client for this long; 0 never.
@@ -238,7 +241,7 @@ func (s *Service) start(ctx context.Context, id string) (*live, *Milestone, erro
 	}
 	sess, err := terminal.Start(terminal.Options{
 		Argv: m.Command, Dir: m.Dir, Env: environ(m.Env), Cols: m.Cols, Rows: m.Rows,
-		RingSize: s.cfg.RingSize, RecordingPath: s.RecordingPath(id), RecordingMaxBytes: s.cfg.RecordingMaxBytes,
+		RingSize: s.cfg.RingSize, Scrollback: s.cfg.Scrollback, RecordingPath: s.RecordingPath(id), RecordingMaxBytes: s.cfg.RecordingMaxBytes,
 		Logger: s.log.With("milestone", id),
 	})
 	if err != nil {
@@ -355,6 +358,7 @@ func (s *Service) watch(l *live) {
 		s.ended.output += final.OutputBytes
 		s.ended.input += final.InputBytes
 		s.ended.skips += final.Skips
+		s.ended.resyncs += final.ModelResyncs
 	}
 	s.mu.Unlock()
 	close(l.ended)
@@ -503,19 +507,6 @@ func (l *live) armDetach(s *Service) {
 			go func() { _ = l.sess.Terminate(s.cfg.KillGrace) }()
 		}
 	})
-}
-
-// broadcast sends a message to every client attached to the session.
-func (l *live) broadcast(typ string, v any) {
-	l.mu.Lock()
-	ps := make([]peer, 0, len(l.clients))
-	for p := range l.clients {
-		ps = append(ps, p)
-	}
-	l.mu.Unlock()
-	for _, p := range ps {
-		p.Send(typ, v)
-	}
 }
 
 // inherited lists the server environment variables a terminal inherits;

@@ -46,6 +46,12 @@ type peer interface {
 // without an exact offset, or after falling out of the ring) is marked as
 // such up to the offset at which it began, so clients can tell it from
 // live output.
+//
+// A snapshot replay (the screen model's current screen at an exact offset)
+// becomes a size frame with the snapshot's size, then the snapshot in replay
+// frames of at most terminal.MaxChunkSize bytes, the first with start, all
+// with offset = start (a snapshot takes no room in the stream); output from
+// that offset follows as output frames.
 type feed struct {
 	l         *live
 	client    *terminal.Client
@@ -53,9 +59,25 @@ type feed struct {
 	replaying bool
 	replayEnd int64
 	ended     bool
+	queued    []frame // frames of a snapshot still to be sent
+	// cols and rows are the size the client was last told (in status or a
+	// size frame): a snapshot of another size is preceded by a size frame.
+	cols, rows uint16
+}
+
+// newFeed returns the feed of a client just attached; its status must give
+// the feed's size.
+func newFeed(l *live, client *terminal.Client) feed {
+	cols, rows := l.sess.Size()
+	return feed{l: l, client: client, attachAt: l.sess.Offset(), cols: cols, rows: rows}
 }
 
 func (f *feed) next(ctx context.Context) (frame, error) {
+	if len(f.queued) > 0 {
+		fr := f.queued[0]
+		f.queued = f.queued[1:]
+		return fr, nil
+	}
 	if f.ended {
 		return frame{}, io.EOF
 	}
@@ -77,6 +99,17 @@ func (f *feed) next(ctx context.Context) (frame, error) {
 	}
 	fr := frame{typ: protocol.TypeOutput, data: ch.Data, end: ch.End()}
 	switch {
+	case ch.Resize:
+		f.cols, f.rows = ch.Cols, ch.Rows
+		return frame{typ: protocol.TypeSize, cols: ch.Cols, rows: ch.Rows, end: ch.Offset}, nil
+	case ch.Replay && ch.Cols > 0:
+		f.replaying = false
+		f.queued = snapshotFrames(f.queued[:0], ch.Prefix, ch.Offset)
+		if ch.Cols != f.cols || ch.Rows != f.rows {
+			f.cols, f.rows = ch.Cols, ch.Rows
+			return frame{typ: protocol.TypeSize, cols: ch.Cols, rows: ch.Rows, end: ch.Offset}, nil
+		}
+		return f.next(ctx)
 	case ch.Replay:
 		f.replaying = true
 		f.replayEnd = max(f.attachAt, f.l.sess.Offset())
@@ -92,6 +125,31 @@ func (f *feed) next(ctx context.Context) (frame, error) {
 	return fr, nil
 }
 
+// snapshotFrames splits a snapshot taken at offset off into replay frames
+// of at most terminal.MaxChunkSize bytes, cut between UTF-8 characters so
+// that each is valid text when the snapshot is.
+func snapshotFrames(dst []frame, snap []byte, off int64) []frame {
+	start := off
+	first := true
+	for first || len(snap) > 0 {
+		n := len(snap)
+		if n > terminal.MaxChunkSize {
+			n = terminal.MaxChunkSize
+			for n > 0 && snap[n]&0xC0 == 0x80 {
+				n--
+			}
+		}
+		fr := frame{typ: protocol.TypeReplay, data: snap[:n], end: off}
+		if first {
+			fr.start = &start
+			first = false
+		}
+		dst = append(dst, fr)
+		snap = snap[n:]
+	}
+	return dst
+}
+
 // localSource is a client of a session running on this node.
 type localSource struct {
 	feed
@@ -105,19 +163,18 @@ func (l *live) attachLocal(p peer, since int64) (*localSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	ls := &localSource{feed: feed{l: l, client: client, attachAt: l.sess.Offset()}, svc: l.svc, peer: p}
+	ls := &localSource{feed: newFeed(l, client), svc: l.svc, peer: p}
 	l.attach(p)
 	return ls, nil
 }
 
 func (s *localSource) status() protocol.TerminalStatus {
-	cols, rows := s.l.sess.Size()
-	return protocol.TerminalStatus{PID: s.l.sess.PID(), Cols: cols, Rows: rows, Clients: s.l.count(), Offset: s.attachAt}
+	return protocol.TerminalStatus{PID: s.l.sess.PID(), Cols: s.cols, Rows: s.rows, Clients: s.l.count(), Offset: s.attachAt}
 }
 
 func (s *localSource) input(data []byte) string { return s.l.input(data) }
 
-func (s *localSource) resize(cols, rows uint16) string { return s.l.resize(cols, rows) }
+func (s *localSource) resize(cols, rows uint16) string { return s.l.resize(s.client, cols, rows) }
 
 func (s *localSource) signal(name string) string { return s.l.signal(name) }
 
@@ -138,14 +195,19 @@ func (l *live) input(data []byte) string {
 	return ""
 }
 
-func (l *live) resize(cols, rows uint16) string {
+// resize resizes the terminal for client c. Every client gets the new size
+// as a size frame at the offset where it took effect (see
+// terminal.Chunk.Resize); c itself also gets a new snapshot at the new size,
+// since a client that resizes may keep its own size rather than follow size
+// frames (the web console does) and must then be redrawn at it.
+func (l *live) resize(c *terminal.Client, cols, rows uint16) string {
 	if err := l.sess.Resize(cols, rows); err != nil {
 		if errors.Is(err, terminal.ErrInvalidSize) {
 			return protocol.CodeInvalidSize
 		}
 		return protocol.CodeSessionEnded
 	}
-	l.broadcast(protocol.TypeSize, protocol.TerminalSize{Type: protocol.TypeSize, Cols: cols, Rows: rows})
+	c.Resnapshot()
 	return ""
 }
 

@@ -20,6 +20,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tether-dev/tether/internal/protocol"
+	"github.com/tether-dev/tether/internal/terminal"
+	"github.com/tether-dev/tether/internal/terminal/screen"
 	"github.com/tether-dev/tether/internal/testkit"
 )
 
@@ -280,8 +282,33 @@ func TestReconnectSinceAndReplay(t *testing.T) {
 	plain := attach(t, n, "cat", alice(t), "")
 	plain.Expect("status")
 	m := plain.Expect("replay")
-	if m["start"] != float64(0) || m["data"] != ready+"one\r\ntwo\r\nthree\r\n" || m["offset"] != float64(len(ready+"one\r\ntwo\r\nthree\r\n")) {
+	// A client without since gets the screen: a snapshot at the current
+	// offset (start = offset), which shows what the whole output shows.
+	// (The model may not have read the last bytes yet: they follow.)
+	all := ready + "one\r\ntwo\r\nthree\r\n"
+	start, _ := m["start"].(float64)
+	if start > float64(len(all)) || m["offset"] != start {
 		t.Fatalf("replay = %v", m)
+	}
+	data, _ := m["data"].(string)
+	for off := start; off < float64(len(all)); {
+		o := plain.Expect("output")
+		data += o["data"].(string)
+		off = o["offset"].(float64)
+	}
+	assertSameScreen(t, []byte(data), []byte(all), 80, 24)
+}
+
+// assertSameScreen checks that a terminal of cols x rows fed snap shows
+// exactly what one fed stream shows.
+func assertSameScreen(t *testing.T, snap, stream []byte, cols, rows int) {
+	t.Helper()
+	live := screen.New(cols, rows, terminal.DefaultScrollback)
+	live.Write(stream)
+	late := screen.New(cols, rows, terminal.DefaultScrollback)
+	late.Write(snap)
+	if a, b := live.Snapshot(nil), late.Snapshot(nil); !bytes.Equal(a, b) {
+		t.Fatalf("the snapshot shows another screen than the stream:\nstream:   %q\nsnapshot: %q", a, b)
 	}
 }
 
@@ -425,6 +452,10 @@ func TestConcurrentInputAndResizeDuringOutput(t *testing.T) {
 	create(t, n, "busy", []string{"sh", "-c", `stty -echo; (i=0; while :; do i=$((i+1)); echo "tick $i"; done) & while read l; do echo "got:$l"; done`})
 	c := attach(t, n, "busy", alice(t), "")
 	c.status()
+	// Another client resizes: c gets the size in the stream and keeps every
+	// byte (the resizing client itself is sent the screen again instead).
+	other := attach(t, n, "busy", alice(t), "")
+	other.status()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -440,7 +471,7 @@ func TestConcurrentInputAndResizeDuringOutput(t *testing.T) {
 			}
 			if i == 10 {
 				ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
-				_ = c.C.Write(ctx, websocket.MessageText, []byte(`{"type":"resize","cols":120,"rows":40}`))
+				_ = other.C.Write(ctx, websocket.MessageText, []byte(`{"type":"resize","cols":120,"rows":40}`))
 				cancel()
 			}
 		}
@@ -549,6 +580,7 @@ func TestTerminalMetrics(t *testing.T) {
 		"tether_terminal_output_bytes_total 14", // ready\r\n hello\r\n
 		"tether_terminal_input_bytes_total 6",
 		"tether_terminal_skips_total 0",
+		"tether_terminal_model_resyncs_total 0",
 	))
 	c.input("\x04") // end of input: cat exits
 	c.Expect("exit")

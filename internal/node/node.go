@@ -139,6 +139,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (n *Node, er
 	if n.Milestones, err = milestones.NewService(ctx, mstore, milestones.Config{
 		Node: cfg.NodeName, DataDir: cfg.DataDir, DefaultCommand: cfg.TerminalCommand,
 		RingSize: int(cfg.TerminalRingSize), RecordingMaxBytes: cfg.TerminalRecordingMaxBytes,
+		Scrollback:    scrollback(cfg.TerminalScrollback),
 		DetachTimeout: cfg.TerminalDetachTimeout, NC: n.Backbone.NC, Logger: log.With("component", "milestones"),
 	}); err != nil {
 		return nil, err
@@ -413,4 +414,13 @@ func storedSecret(dataDir, file, what string) (secret []byte, created bool, err 
 		return nil, false, fmt.Errorf("store %s: %w", what, err)
 	}
 	return []byte(s), true, nil
+}
+
+// scrollback maps --terminal-scrollback (0: none) to terminal.Options's
+// Scrollback (0: the default, negative: none).
+func scrollback(lines int) int {
+	if lines == 0 {
+		return -1
+	}
+	return lines
 }

@@ -29,6 +29,9 @@ const (
 	CodeInvalidSignal     = "invalid_signal"
 	CodeSessionEnded      = "session_ended"
 	CodeNodeDown          = "node_down"
+	// CodeNotRunning: the milestone's program is not running (yet), so it
+	// has no screen.
+	CodeNotRunning = "not_running"
 )
 
 // MaxInputBytes is the largest input message a terminal accepts.

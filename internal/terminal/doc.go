@@ -11,10 +11,15 @@
 // A client that knows what it has already seen reattaches with that offset
 // and gets exactly the missing bytes. A client that knows nothing, or asks
 // for bytes that have left the ring, or reads so slowly that its bytes leave
-// the ring, gets a Replay chunk instead: it starts at a safe boundary (never
-// inside a UTF-8 character or an escape sequence) and carries a prefix that
-// restores the terminal modes in force there (alternate screen, cursor
-// visibility, bracketed paste, mouse reporting, cursor keys).
+// the ring, gets a Replay chunk instead: a snapshot of the session's screen
+// model (package screen), which a goroutine of the session feeds with every
+// byte off the reader's path (follow.go), at an exact offset at a safe
+// boundary (never inside a UTF-8 character or an escape sequence); the
+// bytes from that offset follow. Resizes reach the model and every client
+// at the offset where they took effect (Resize chunks), and a client that
+// resized and keeps its own size asks for a new snapshot (Resnapshot).
+// Streams without a model (tests) replay raw bytes from the oldest safe
+// boundary in the ring, with a prefix restoring the modes in force there.
 //
 // When the program exits the PTY is drained to the last byte before clients
 // see io.EOF and Session.Done closes. Input goes through one bounded writer

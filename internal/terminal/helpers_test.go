@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/tether-dev/tether/internal/terminal/screen"
 )
 
 func TestMain(m *testing.M) {
@@ -70,6 +72,8 @@ type collector struct {
 	next        int64 // offset the next chunk must start at; -1 = unknown yet
 	allowReplay bool
 	eof         bool
+	snapshot    []byte      // the last snapshot replay received, if any
+	sizes       [][2]uint16 // sizes of the Resize chunks received
 }
 
 func newCollector(t *testing.T, c *Client, since int64) *collector {
@@ -115,9 +119,19 @@ func (col *collector) read(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if ch.Resize {
+		if col.next >= 0 && ch.Offset != col.next {
+			col.t.Fatalf("resize at offset %d, want %d", ch.Offset, col.next)
+		}
+		col.sizes = append(col.sizes, [2]uint16{ch.Cols, ch.Rows})
+		return nil
+	}
 	if ch.Replay {
 		if !col.allowReplay {
 			col.t.Fatalf("unexpected replay chunk at %d (expected continuation from %d)", ch.Offset, col.next)
+		}
+		if ch.Cols > 0 {
+			col.snapshot = ch.Prefix
 		}
 		col.data = append(col.data[:0], ch.Data...)
 		col.next = ch.End()
@@ -165,5 +179,18 @@ func poll(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
 		<-tick.C
+	}
+}
+
+// assertSameScreen checks that a terminal fed snap shows exactly what one
+// fed the whole stream shows: both models' snapshots are equal.
+func assertSameScreen(t *testing.T, snap, stream []byte, cols, rows int) {
+	t.Helper()
+	live := screen.New(cols, rows, DefaultScrollback)
+	live.Write(stream)
+	late := screen.New(cols, rows, DefaultScrollback)
+	late.Write(snap)
+	if a, b := live.Snapshot(nil), late.Snapshot(nil); !bytes.Equal(a, b) {
+		t.Fatalf("the snapshot shows another screen than the stream:\nstream:   %q\nsnapshot: %q", tail(a), tail(b))
 	}
 }

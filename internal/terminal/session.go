@@ -1,6 +1,7 @@
 package terminal
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
+
+	"github.com/tether-dev/tether/internal/terminal/screen"
 )
 
 // Errors returned by Session and Client methods.
@@ -77,6 +80,11 @@ type Options struct {
 	// clients and replays; zero means 1 MiB, smaller than 4 KiB means 4 KiB.
 	// The ring starts small and grows to this size as output arrives.
 	RingSize int
+	// Scrollback is how many lines of history above the screen the
+	// session's screen model keeps for snapshots; zero means
+	// DefaultScrollback (1000), negative means none. At most
+	// screen.MaxScrollback.
+	Scrollback int
 	// InputQueueBytes bounds input accepted by Write but not yet written to
 	// the program; zero means 256 KiB.
 	InputQueueBytes int
@@ -109,6 +117,7 @@ type Stats struct {
 	InputBytes         int64 // bytes written to the PTY
 	InputQueued        int   // bytes accepted by Write and not yet written
 	Skips              int64 // times any client fell out of the ring and skipped to a replay
+	ModelResyncs       int64 // times the screen model fell out of the ring and was rebuilt from it
 	Clients            int   // attached clients
 	RecordingBytes     int64 // bytes written to the recording file
 	RecordingTruncated bool  // the recording stopped early (size cap, slow disk or write error)
@@ -138,6 +147,7 @@ type Session struct {
 	exited     chan struct{} // the program has been reaped
 	readerDone chan struct{}
 	writerDone chan struct{}
+	followDone chan struct{}
 	done       chan struct{}
 	termOnce   sync.Once
 }
@@ -219,8 +229,17 @@ func Start(opts Options) (*Session, error) {
 		return nil, fmt.Errorf("terminal: start %q: %w", opts.Argv[0], err)
 	}
 
+	scrollback := opts.Scrollback
+	switch {
+	case scrollback == 0:
+		scrollback = DefaultScrollback
+	case scrollback < 0:
+		scrollback = 0
+	}
+	out := newStream(ring, defaultInterval(ring))
+	out.scr = newFollower(out, cols, rows, scrollback)
 	s := &Session{
-		out:        newStream(ring, defaultInterval(ring)),
+		out:        out,
 		ptmx:       ptmx,
 		cmd:        cmd,
 		pid:        cmd.Process.Pid,
@@ -232,6 +251,7 @@ func Start(opts Options) (*Session, error) {
 		exited:     make(chan struct{}),
 		readerDone: make(chan struct{}),
 		writerDone: make(chan struct{}),
+		followDone: make(chan struct{}),
 		done:       make(chan struct{}),
 	}
 	// SyscallConn fails only for a nil or closed File, which ptmx is not.
@@ -241,6 +261,10 @@ func Start(opts Options) (*Session, error) {
 		go rec.run()
 	}
 	go s.readLoop()
+	go func() {
+		defer close(s.followDone)
+		s.out.scr.run()
+	}()
 	go s.writeLoop()
 	go s.supervise()
 	return s, nil
@@ -414,6 +438,7 @@ func (s *Session) supervise() {
 
 	s.awaitDrain()
 	s.out.finish()
+	<-s.followDone // the model has every byte: snapshots after Done are final
 
 	s.input.close()
 	_ = s.ptmx.SetWriteDeadline(time.Now()) // unblock a write the program will never read
@@ -487,6 +512,17 @@ func (s *Session) Offset() int64 { return s.out.offset() }
 // reads what is left in the ring and then io.EOF.
 func (s *Session) Attach(since int64) (*Client, error) { return s.out.attach(since) }
 
+// ReadScreen calls fn with the session's screen model at a safe boundary
+// of the output, no older than the output read so far, and the offset it
+// shows the screen at. fn must only read m
+// (Size, Title, Snapshot, the accessors of read.go) and must not keep it:
+// the model is locked while fn runs, so fn should be quick. It waits only
+// for the model to reach a safe boundary, or ctx.
+func (s *Session) ReadScreen(ctx context.Context, fn func(m *screen.Model, offset int64)) error {
+	// Up to date: at or after every byte read so far that ends a sequence.
+	return s.out.scr.with(ctx, s.out.safeOffset(), fn)
+}
+
 // Clients returns the number of attached clients.
 func (s *Session) Clients() int { return s.out.clientCount() }
 
@@ -543,7 +579,17 @@ func (s *Session) Resize(cols, rows uint16) error {
 			return fmt.Errorf("terminal: resize: %w", err)
 		}
 	}
+	changed := cols != s.cols || rows != s.rows
 	s.cols, s.rows = cols, rows
+	if changed {
+		// The size takes effect after the bytes read so far, for the
+		// model and for every client (a Resize chunk at that offset), so
+		// all of them see resize and output in the same order. Output
+		// still in the kernel's buffer was printed before the resize took
+		// effect or is redrawn after SIGWINCH.
+		at := s.out.pushResize(cols, rows)
+		s.out.scr.resize(at, cols, rows)
+	}
 	if s.rec != nil {
 		s.rec.resize(cols, rows)
 	}
@@ -669,12 +715,13 @@ func (s *Session) Close() error { return s.Terminate(DefaultKillGrace) }
 // Stats returns a snapshot of the session's counters.
 func (s *Session) Stats() Stats {
 	st := Stats{
-		OutputBytes: s.out.offset(),
-		RingBytes:   s.out.ringLen(),
-		InputBytes:  s.inputBytes.Load(),
-		InputQueued: s.input.queued(),
-		Skips:       s.out.skips.Load(),
-		Clients:     s.out.clientCount(),
+		OutputBytes:  s.out.offset(),
+		RingBytes:    s.out.ringLen(),
+		InputBytes:   s.inputBytes.Load(),
+		InputQueued:  s.input.queued(),
+		Skips:        s.out.skips.Load(),
+		ModelResyncs: s.out.scr.resyncs.Load(),
+		Clients:      s.out.clientCount(),
 	}
 	if s.rec != nil {
 		st.RecordingBytes = s.rec.written.Load()

@@ -181,14 +181,15 @@ func TestExitWithoutClientThenAttach(t *testing.T) {
 		t.Fatalf("got %d bytes, want %d (first difference at %d)", len(got), len(want), firstDiff(got, want))
 	}
 
-	// Without an offset the client gets a replay; here the ring still holds
-	// offset 0, which is always a safe boundary.
+	// Without an offset the client gets a snapshot of the final screen at
+	// the end of the output, then EOF.
 	col := newCollector(t, attach(t, s, -1), -1)
 	col.allowReplay = true
 	got = readToEOF(t, col, 10*time.Second)
-	if !bytes.Equal(got, want) {
-		t.Fatalf("replay: got %d bytes, want %d", len(got), len(want))
+	if len(got) != 0 || col.next != int64(len(want)) || col.snapshot == nil {
+		t.Fatalf("replay: got %d bytes, snapshot %d bytes at %d; want a snapshot at %d", len(got), len(col.snapshot), col.next, len(want))
 	}
+	assertSameScreen(t, col.snapshot, want, 80, 24)
 	if _, err := s.Attach(s.Offset() + 1); !errors.Is(err, ErrOffsetAhead) {
 		t.Fatalf("Attach beyond end = %v", err)
 	}
@@ -411,9 +412,16 @@ func TestSlowClientIsBoundedAndSkips(t *testing.T) {
 	if !ch.Replay || ch.Offset <= 0 || slow.Skips() != 1 || s.Stats().Skips < 1 {
 		t.Fatalf("slow client: replay=%v offset=%d skips=%d stats=%+v", ch.Replay, ch.Offset, slow.Skips(), s.Stats())
 	}
-	if len(ch.Prefix) != 0 || len(ch.Data) == 0 || !bytes.HasPrefix(bytes.TrimLeft(ch.Data, "\r\n"), []byte("y\r\n")) {
-		t.Fatalf("replay chunk: prefix %q data %q", ch.Prefix, tail(ch.Data))
+	// The replay is the screen at the offset it shows (rows of "y", or,
+	// if the model itself fell out of the ring under -race, the screen it
+	// rebuilt from the ring's start), and the next chunk continues there.
+	if len(ch.Data) != 0 || ch.Cols != 80 || ch.Rows != 24 || !bytes.HasPrefix(ch.Prefix, []byte("\x1bc")) {
+		t.Fatalf("replay chunk: prefix %q data %q size %dx%d", tail(ch.Prefix), tail(ch.Data), ch.Cols, ch.Rows)
 	}
+	if next, err := slow.Next(ctx); err != nil || !next.Replay && next.Offset != ch.Offset {
+		t.Fatalf("after the snapshot at %d: chunk at %d (replay %v), err %v", ch.Offset, next.Offset, next.Replay, err)
+	}
+	t.Logf("model resyncs: %d", s.Stats().ModelResyncs)
 	t.Logf("fast client got %d bytes with %d skips; heap grew %d bytes; replay at %d", got, fast.Skips(), grow, ch.Offset)
 }
 
@@ -465,9 +473,22 @@ func TestReattachWithOffset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !ch.Replay || ch.Offset != 0 || string(ch.Data) != "READYone;two;three;four;" || len(ch.Prefix) != 0 {
+	// The screen at the model's offset (it may not have read the last
+	// bytes yet), then the bytes from there: the screen of everything.
+	const all = "READYone;two;three;four;"
+	if !ch.Replay || ch.Offset > int64(len(all)) || len(ch.Data) != 0 || ch.Cols != 80 || ch.Rows != 24 {
 		t.Fatalf("replay %+v", ch)
 	}
+	shown := ch.Prefix
+	for off := ch.Offset; off < int64(len(all)); {
+		more, err := c3.Next(context.Background())
+		if err != nil || more.Replay || more.Offset != off {
+			t.Fatalf("after the snapshot at %d: %+v, %v", ch.Offset, more, err)
+		}
+		shown = append(shown, more.Data...)
+		off = more.End()
+	}
+	assertSameScreen(t, shown, []byte(all), 80, 24)
 }
 
 func TestDrainGraceWithBackgroundChild(t *testing.T) {

@@ -34,7 +34,16 @@ type Chunk struct {
 	// Prefix, set only on Replay chunks, holds escape sequences that bring a
 	// freshly reset terminal into the modes (alternate screen, cursor
 	// visibility, mouse and paste modes, cursor keys) in force at Offset.
+	// In a session (which keeps a screen model) it is the model's snapshot
+	// instead: the whole screen, scrollback, modes and cursor at Offset, to
+	// be written to a terminal of Cols x Rows; Data is then empty.
 	Prefix []byte
+	// Resize reports that the terminal's size changed to Cols x Rows at
+	// Offset: resize before writing later chunks. Data is then empty.
+	Resize bool
+	// Cols and Rows, set on snapshot Replay chunks and Resize chunks, are
+	// the size of the terminal the snapshot was taken of, or the new size.
+	Cols, Rows uint16
 }
 
 // End returns the offset just past Data, i.e. the offset to resume from.
@@ -72,6 +81,26 @@ func (q *cpQueue) dropBefore(off int64) {
 	}
 }
 
+// lastIn returns the offset of the last checkpoint in (after, upTo].
+func (q *cpQueue) lastIn(after, upTo int64) (int64, bool) {
+	for i := q.n - 1; i >= 0; i-- {
+		c := q.buf[(q.head+i)%len(q.buf)]
+		if c.off <= after {
+			return 0, false
+		}
+		if c.off <= upTo {
+			return c.off, true
+		}
+	}
+	return 0, false
+}
+
+// has reports whether off is a checkpoint.
+func (q *cpQueue) has(off int64) bool {
+	c, ok := q.lastIn(off-1, off)
+	return ok && c == off
+}
+
 func (q *cpQueue) first() (checkpoint, bool) {
 	if q.n == 0 {
 		return checkpoint{}, false
@@ -107,7 +136,78 @@ type stream struct {
 	finished bool       // no more bytes will come
 	clients  map[*Client]struct{}
 
+	// scr, if set, is the screen model following the ring: replays are then
+	// snapshots of it rather than raw bytes from a checkpoint.
+	scr *follower
+	// followFrom is the offset of the next byte the screen model will read;
+	// backlog holds the bytes from there that left the ring before it read
+	// them; followLost: they did not fit and the model must rebuild.
+	followFrom int64
+	backlog    []byte
+	followLost bool
+	// resizes are the size changes still inside the ring (or the latest),
+	// in stream order, delivered to clients at their offsets.
+	resizes []streamResize
+	rseq    int64 // sequence number of the next resize
+
 	skips atomic.Int64
+}
+
+// streamResize is a size change at an offset of the stream.
+type streamResize struct {
+	seq        int64
+	at         int64
+	cols, rows uint16
+}
+
+// pushResize records a size change after the bytes ingested so far and
+// returns its offset. At most maxResizeQueue are kept: older ones have
+// either left the ring or been delivered to every client that keeps up.
+func (s *stream) pushResize(cols, rows uint16) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	start := s.startLocked()
+	i := 0
+	for i < len(s.resizes) && s.resizes[i].at < start {
+		i++
+	}
+	s.resizes = append(s.resizes[:0], s.resizes[i:]...)
+	if len(s.resizes) >= maxResizeQueue {
+		s.resizes = append(s.resizes[:0], s.resizes[1:]...)
+	}
+	s.resizes = append(s.resizes, streamResize{seq: s.rseq, at: s.end, cols: cols, rows: rows})
+	s.rseq++
+	s.wakeLocked()
+	return s.end
+}
+
+// firstResizeLocked returns the index of the first resize a client at
+// cursor with next sequence number rseq still has to get, or -1.
+func (s *stream) firstResizeLocked(rseq int64) int {
+	for i, r := range s.resizes {
+		if r.seq >= rseq {
+			return i
+		}
+	}
+	return -1
+}
+
+// seqAfterLocked is the sequence number of the first resize after offset
+// off (strictly after when strict, else at or after).
+func (s *stream) seqAfterLocked(off int64, strict bool) int64 {
+	for _, r := range s.resizes {
+		if r.at > off || !strict && r.at == off {
+			return r.seq
+		}
+	}
+	return s.rseq
+}
+
+// safeOffset returns the latest safe boundary the parser has seen.
+func (s *stream) safeOffset() int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.last.off
 }
 
 // minRing is the smallest ring a session uses; smaller sizes would leave
@@ -189,6 +289,9 @@ func (s *stream) ingest(p []byte) {
 	s.wend += int64(len(p))
 
 	s.mu.Lock()
+	if s.scr != nil {
+		s.keepForFollowerLocked(p)
+	}
 	s.writeLocked(p)
 	for _, c := range s.pending {
 		s.cps.push(c)
@@ -203,12 +306,7 @@ func (s *stream) ingest(p []byte) {
 // size no byte has been overwritten, so the data is linear in buf[:end] and
 // growing is a plain copy.
 func (s *stream) writeLocked(p []byte) {
-	if need := s.end + int64(len(p)); need > int64(len(s.buf)) && len(s.buf) < s.maxSize {
-		n := min(int64(s.maxSize), max(2*int64(len(s.buf)), need))
-		nb := make([]byte, n)
-		copy(nb, s.buf[:s.end])
-		s.buf = nb
-	}
+	s.growLocked(len(p))
 	size := int64(len(s.buf))
 	if int64(len(p)) > size {
 		s.end += int64(len(p)) - size
@@ -218,6 +316,53 @@ func (s *stream) writeLocked(p []byte) {
 	n := copy(s.buf[pos:], p)
 	copy(s.buf, p[n:])
 	s.end += int64(len(p))
+}
+
+// growLocked grows the ring (up to maxSize) so that n more bytes fit
+// without overwriting any, as far as it can.
+func (s *stream) growLocked(n int) {
+	if need := s.end + int64(n); need > int64(len(s.buf)) && len(s.buf) < s.maxSize {
+		size := min(int64(s.maxSize), max(2*int64(len(s.buf)), need))
+		nb := make([]byte, size)
+		copy(nb, s.buf[:s.end])
+		s.buf = nb
+	}
+}
+
+// maxFollowBacklog bounds the bytes kept for a screen model that has
+// fallen behind the ring; beyond it the model is rebuilt from the ring.
+const maxFollowBacklog = 4 << 20
+
+// keepForFollowerLocked saves, before p is written, the bytes the screen
+// model has not read yet and that writing p pushes out of the ring (or
+// that skip it, when p is larger than the ring), so that a model slower
+// than a flood for a moment loses nothing. It copies, never waits; up to
+// maxFollowBacklog bytes, after which the model must rebuild.
+func (s *stream) keepForFollowerLocked(p []byte) {
+	if s.followLost {
+		return
+	}
+	s.growLocked(len(p))
+	newStart := s.end + int64(len(p)) - int64(len(s.buf))
+	from := s.followFrom + int64(len(s.backlog))
+	if newStart <= from {
+		return
+	}
+	if int64(len(s.backlog))+newStart-from > maxFollowBacklog {
+		s.followLost = true
+		s.backlog = nil
+		return
+	}
+	// [from, newStart): first what is in the ring, then the head of p.
+	if ringEnd := min(newStart, s.end); from < ringEnd {
+		i := len(s.backlog)
+		s.backlog = append(s.backlog, make([]byte, ringEnd-from)...)
+		s.readLocked(from, s.backlog[i:])
+		from = ringEnd
+	}
+	if from < newStart {
+		s.backlog = append(s.backlog, p[from-s.end:newStart-s.end]...)
+	}
 }
 
 // startLocked is the oldest offset still in the ring.
@@ -248,6 +393,9 @@ func (s *stream) boundaryLocked() (checkpoint, bool) {
 }
 
 func (s *stream) wakeLocked() {
+	if s.scr != nil {
+		s.scr.wake()
+	}
 	for c := range s.clients {
 		c.wake()
 	}
@@ -279,6 +427,7 @@ func (s *stream) attach(since int64) (*Client, error) {
 	}
 	if since >= 0 && since >= s.startLocked() {
 		c.cursor.Store(since)
+		c.rseq = s.seqAfterLocked(since, false)
 	} else {
 		c.replay = true
 		c.cursor.Store(-1)
@@ -304,6 +453,22 @@ type Client struct {
 
 	mu     sync.Mutex // serialises Next
 	replay bool       // the next chunk starts with a replay (guarded by mu)
+	rseq   int64      // sequence number of the next resize to deliver (guarded by mu)
+	snap   []byte     // snapshot buffer, reused (guarded by mu)
+
+	resnap atomic.Int64 // if > 0, send a snapshot at or after offset resnap-1
+}
+
+// Resnapshot makes the client's next chunk a snapshot of the screen (in a
+// session) taken at or after the output read so far: for a client that
+// resized the terminal and keeps its own size rather than following
+// Resize chunks, so that it is redrawn at the size it asked for.
+func (c *Client) Resnapshot() {
+	if c.s.scr == nil {
+		return
+	}
+	c.resnap.Store(c.s.safeOffset() + 1)
+	c.wake()
 }
 
 func (c *Client) wake() {
@@ -345,8 +510,12 @@ func (c *Client) Close() error {
 // It returns ctx.Err() if ctx ends first and ErrClientClosed after Close.
 //
 // Slow-client policy: if the client's cursor has fallen out of the ring the
-// missed bytes are gone, so instead of a gap it receives a Replay chunk that
-// starts at the oldest safe boundary in the ring, and Skips is incremented.
+// missed bytes are gone, so instead of a gap it receives a Replay chunk, and
+// Skips is incremented. In a session the Replay is a snapshot of the screen
+// model at an exact offset (Prefix, Cols, Rows), followed by the bytes from
+// that offset on; the same happens after the model's size has changed, so
+// that every client is redrawn at the new size. Without a model (streams in
+// tests) the Replay starts at the oldest safe boundary in the ring.
 func (c *Client) Next(ctx context.Context) (Chunk, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -354,7 +523,14 @@ func (c *Client) Next(ctx context.Context) (Chunk, error) {
 		if c.closed.Load() {
 			return Chunk{}, ErrClientClosed
 		}
+		minOff := int64(0)
+		if r := c.resnap.Swap(0); r > 0 {
+			c.replay, minOff = true, r-1
+		}
 		ch, ok, err := c.s.next(c)
+		if !ok && err == nil && c.replay && c.s.scr != nil {
+			return c.snapshot(ctx, minOff)
+		}
 		if ok || err != nil {
 			return ch, err
 		}
@@ -377,6 +553,9 @@ func (s *stream) next(c *Client) (ch Chunk, ok bool, err error) {
 		c.skips.Add(1)
 		s.skips.Add(1)
 	}
+	if c.replay && s.scr != nil {
+		return Chunk{}, false, nil // Next takes a snapshot, outside this lock
+	}
 	if c.replay {
 		b, found := s.boundaryLocked()
 		if !found {
@@ -389,10 +568,22 @@ func (s *stream) next(c *Client) (ch Chunk, ok bool, err error) {
 		}
 		c.replay = false
 		cur = b.off
+		c.rseq = s.seqAfterLocked(cur, false)
 		ch.Replay = true
 		ch.Prefix = b.modes.prefix()
 	}
-	n := min(s.end-cur, MaxChunkSize)
+	limit := s.end
+	if !ch.Replay {
+		if i := s.firstResizeLocked(c.rseq); i >= 0 {
+			r := s.resizes[i]
+			if r.at <= cur {
+				c.rseq = r.seq + 1
+				return Chunk{Offset: cur, Data: []byte{}, Resize: true, Cols: r.cols, Rows: r.rows}, true, nil
+			}
+			limit = r.at
+		}
+	}
+	n := min(limit-cur, MaxChunkSize)
 	if n == 0 && !ch.Replay {
 		if s.finished {
 			return Chunk{}, false, io.EOF
@@ -413,6 +604,35 @@ func (s *stream) next(c *Client) (ch Chunk, ok bool, err error) {
 	ch.Data = data
 	c.cursor.Store(cur + int64(len(data)))
 	return ch, true, nil
+}
+
+// snapshot makes the client's next chunk a snapshot of the screen model.
+// Called with c.mu held; it waits only for the model to reach a safe
+// boundary.
+func (c *Client) snapshot(ctx context.Context, minOff int64) (Chunk, error) {
+	// The client continues from the snapshot's offset: it must still be in
+	// the ring, or the client would fall behind again at once (the model
+	// may be behind, reading bytes kept aside for it).
+	c.s.mu.RLock()
+	minOff = max(minOff, c.s.startLocked())
+	c.s.mu.RUnlock()
+	snap, off, cols, rows, err := c.s.scr.snapshot(ctx, minOff, c.snap[:0])
+	if err != nil {
+		// Try again on the next call.
+		c.resnap.CompareAndSwap(0, minOff+1)
+		return Chunk{}, err
+	}
+	// Keep a buffer of a usual size for the next one; the chunk gets a copy.
+	if cap(snap) <= 256<<10 {
+		c.snap = snap
+	}
+	c.replay = false
+	c.cursor.Store(off)
+	// The snapshot has the size in force at off: later sizes are delivered.
+	c.s.mu.RLock()
+	c.rseq = c.s.seqAfterLocked(off, true)
+	c.s.mu.RUnlock()
+	return Chunk{Offset: off, Data: []byte{}, Replay: true, Prefix: append([]byte(nil), snap...), Cols: cols, Rows: rows}, nil
 }
 
 // ringLen returns how many output bytes the ring currently retains.

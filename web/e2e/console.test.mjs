@@ -156,6 +156,60 @@ test("terminal queries in replayed output are not answered into the program", as
   await p.context.close();
 });
 
+test("reloading the console during a long-running full-screen program shows the live screen", async () => {
+  // A header drawn once, then over 1 MiB (the ring) of cursor-addressed,
+  // coloured updates all over the screen inside a scroll region, as top or
+  // htop print, then a last frame and a wait: a replay of the ring alone
+  // would lack the header.
+  const script = [
+    `printf '\\033]2;e2e top\\007\\033[?1049h\\033[2J\\033[22;1Ha header drawn once\\033[3;20r'`,
+    "i=0",
+    "while [ $i -lt 60000 ]; do printf '\\033[%d;%dH\\033[3%dm%05d\\033[0m' $((i % 18 + 3)) $((i % 60 + 1)) $((i % 8)) $i; i=$((i+1)); done",
+    "printf '\\033[1;1HDONE \\033[1mframe\\033[0m'",
+    "read -r line; printf '\\033[2;1Hgot %s' \"$line\"; sleep 60",
+  ].join("\n");
+  const ms = await srv.api("POST", "/api/milestones", { name: "full screen", command: ["sh", "-c", script] });
+  const p = await openConsole(`#/milestones/${ms.id}`);
+  const { page } = p;
+  // What the terminal shows, row by row, without trailing blanks.
+  const screen = async () =>
+    (await page.locator('[data-testid="terminal"] .xterm-rows > div').allTextContents())
+      .map((l) => l.replace(/\u00a0/g, " ").trimEnd())
+      .join("\n")
+      .trimEnd();
+  await until("the last frame", async () => (await screen()).includes("DONE frame"), 60000);
+  // Settled: the program is waiting for input.
+  let last = "";
+  await until("the output to settle", async () => {
+    const now = await screen();
+    const ok = now === last;
+    last = now;
+    return ok;
+  }, 20000, 500);
+  assert.ok(last.includes("a header drawn once"));
+  const live = await screen();
+  await page.reload();
+  await until("the terminal to reconnect", async () => (await page.getByTestId("term-indicator").getAttribute("data-state")) === "open");
+  await until("the screen after the reload", async () => (await screen()) === live, 15000).catch(async (e) => {
+    assert.equal(await screen(), live, String(e));
+  });
+  // The server's screen API shows the same, after more than the ring.
+  const api = await srv.api("GET", `/api/milestones/${ms.id}/screen`);
+  assert.ok(api.offset > 1 << 20, `only ${api.offset} bytes of output`);
+  const apiText = api.lines
+    .map((runs) => runs.map((r) => r.text).join("").trimEnd())
+    .join("\n")
+    .trimEnd();
+  assert.equal(apiText, live);
+  assert.equal(api.title, "e2e top");
+  assert.equal(api.alternate_screen, true);
+  // Live output continues after the reload.
+  await typeInTerminal(page, "hi\n");
+  await until("the answer", async () => (await screen()).includes("got hi"));
+  p.assertNoErrors();
+  await p.context.close();
+});
+
 test("an operation runs to completion with its progress bar moving", async () => {
   const p = await openConsole("#/operations");
   const { page } = p;
