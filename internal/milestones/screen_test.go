@@ -279,7 +279,7 @@ func TestScreenFromAnotherNode(t *testing.T) {
 	a := testkit.Start(t, cfgA, nil)
 	cfgB := testkit.Config(t)
 	cfgB.NodeName = "node-b"
-	cfgB.NATSURL = a.Backbone.ClientURL()
+	cfgB.NATSURL = a.Backbone.ClientURLWithCredentials()
 	b := testkit.Start(t, cfgB, nil)
 
 	create(t, a, "far", cursorScript(3000))
