@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/tether-dev/tether/internal/testkit/nodeclients"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -20,27 +21,12 @@ import (
 // These tests run the real @ag-ui/client and @ag-ui/core 1.0.0 from
 // clients/agui-verify (npm ci there first) with node.
 
-func nodeClient(t *testing.T) string {
-	t.Helper()
-	dir, err := filepath.Abs("../../clients/agui-verify")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed: the @ag-ui/client tests need it")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@ag-ui", "client", "package.json")); err != nil {
-		t.Skipf("%s/node_modules is missing: run npm ci in clients/agui-verify", dir)
-	}
-	return dir
-}
-
 // TestTrackerMatchesVerifier runs every lifecycle case through
 // @ag-ui/client's verifier, between RUN_STARTED and RUN_FINISHED, and
 // checks it refuses exactly what the Tracker refuses, at the same event
 // (Tether's stricter refusals, chunks and RUN_* from agents, are skipped).
 func TestTrackerMatchesVerifier(t *testing.T) {
-	dir := nodeClient(t)
+	dir := nodeclients.AGUI(t)
 	var cases [][]json.RawMessage
 	var used []lifecycleCase
 	for _, tc := range lifecycleCases {
@@ -93,7 +79,7 @@ func TestTrackerMatchesVerifier(t *testing.T) {
 // invalid_event) through @ag-ui/client's enforcement stage, the
 // @ag-ui/core 1.0.0 zod schemas: they must agree.
 func TestParseMatchesSchemas(t *testing.T) {
-	dir := nodeClient(t)
+	dir := nodeclients.AGUI(t)
 	var events []json.RawMessage
 	var valid []bool
 	for _, line := range validEvents {
@@ -276,7 +262,7 @@ func compact(t *testing.T, s string) string {
 }
 
 func TestHttpAgentAcceptsRun(t *testing.T) {
-	dir := nodeClient(t)
+	dir := nodeclients.AGUI(t)
 	srv := serveRun(t)
 	defer srv.Close()
 
@@ -305,7 +291,7 @@ func TestHttpAgentAcceptsRun(t *testing.T) {
 }
 
 func TestHttpAgentAcceptsResumeMidMessage(t *testing.T) {
-	dir := nodeClient(t)
+	dir := nodeclients.AGUI(t)
 	srv := serveRun(t)
 	defer srv.Close()
 
@@ -343,7 +329,7 @@ func TestHttpAgentAcceptsResumeMidMessage(t *testing.T) {
 }
 
 func TestHttpAgentAcceptsResumeAfterEnd(t *testing.T) {
-	dir := nodeClient(t)
+	dir := nodeclients.AGUI(t)
 	srv := serveRun(t)
 	defer srv.Close()
 	n := len(storedRun(t, "thread-1", "run-1"))
@@ -360,7 +346,7 @@ func TestHttpAgentAcceptsResumeAfterEnd(t *testing.T) {
 // at 2,000 a second through the Coalescer to the stock client, which must
 // assemble exactly the text the agent printed.
 func TestHttpAgentAssemblesCoalescedText(t *testing.T) {
-	dir := nodeClient(t)
+	dir := nodeclients.AGUI(t)
 	script := []string{`{"type":"TEXT_MESSAGE_START","messageId":"m"}`}
 	var want strings.Builder
 	words := []string{"héllo ", "wörld", "\n", "日本", "\"q\"", "", "\\", "😀", "<&>", "\u2028", "\r\n"}
@@ -397,7 +383,7 @@ func TestHttpAgentAssemblesCoalescedText(t *testing.T) {
 // stream resumed after any event (ResumePrefix, then the rest) is accepted
 // by @ag-ui/client's verifier.
 func TestResumeAnywhereMatchesVerifier(t *testing.T) {
-	dir := nodeClient(t)
+	dir := nodeclients.AGUI(t)
 	var cases [][]json.RawMessage
 	var names []string
 	for _, tc := range lifecycleCases {

@@ -3,6 +3,7 @@ package operations_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/tether-dev/tether/internal/testkit/nodeclients"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,21 +17,6 @@ import (
 // These tests run the real @ag-ui/client and @ag-ui/core 1.0.0 from
 // clients/agui-verify (npm ci there first) with node, against a real node.
 
-func aguiClientDir(t *testing.T) string {
-	t.Helper()
-	dir, err := filepath.Abs("../../clients/agui-verify")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed: the @ag-ui/client tests need it")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@ag-ui", "client", "package.json")); err != nil {
-		t.Skipf("%s/node_modules is missing: run npm ci in clients/agui-verify", dir)
-	}
-	return dir
-}
-
 // assembled is what HttpAgent.runAgent assembled (or its error).
 type assembled struct {
 	Messages json.RawMessage `json:"messages"`
@@ -43,7 +29,7 @@ type assembled struct {
 // httpAgent runs agui.test.mjs: a stock HttpAgent.runAgent, verifier on.
 func httpAgent(t *testing.T, url string, env ...string) assembled {
 	t.Helper()
-	dir := aguiClientDir(t)
+	dir := nodeclients.AGUI(t)
 	outFile := filepath.Join(t.TempDir(), "out.json")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -77,7 +63,7 @@ func jsonEnv(t *testing.T, name string, v any) string {
 // a state, run by a stock HttpAgent with its verifier: it accepts the
 // stream and assembles exactly what the agent printed.
 func TestAGUIHttpAgent(t *testing.T) {
-	aguiClientDir(t)
+	nodeclients.AGUI(t)
 	n := startNode(t)
 	tok := testkit.Token(t, "alice")
 	script := []any{
@@ -128,7 +114,7 @@ func TestAGUIHttpAgent(t *testing.T) {
 // client accepts the resumed stream (the starts of what is open, then the
 // events after the id) and assembles the rest of the message.
 func TestAGUIHttpAgentResume(t *testing.T) {
-	aguiClientDir(t)
+	nodeclients.AGUI(t)
 	n := startNode(t)
 	tok := testkit.Token(t, "alice")
 	dir, open := gate(t)
@@ -166,7 +152,7 @@ func TestAGUIHttpAgentResume(t *testing.T) {
 // the verifier accepts it, and the client assembles its two messages, the
 // tool call and its result, and the state.
 func TestAGUIExampleChat(t *testing.T) {
-	aguiClientDir(t)
+	nodeclients.AGUI(t)
 	n := startNode(t)
 	tok := testkit.Token(t, "alice")
 	a := httpAgent(t, n.HTTP+"/ag-ui/agents/chat/chat",
@@ -242,7 +228,7 @@ func TestAGUIExampleChatApproval(t *testing.T) {
 // request (a CUSTOM event) and detaches; a second posts the run again with
 // the answer as a resume entry and Last-Event-ID, and gets the rest.
 func TestAGUIHttpAgentInput(t *testing.T) {
-	aguiClientDir(t)
+	nodeclients.AGUI(t)
 	n := startNode(t)
 	tok := testkit.Token(t, "alice")
 	url := n.HTTP + "/ag-ui/agents/tests/ask"

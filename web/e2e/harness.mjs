@@ -111,7 +111,8 @@ export async function startServer() {
   const cfg = path.join(dataDir, "tether.yaml");
   const script = path.join(here, "testdata", "steps.sh");
   const chat = path.join(repo, "examples", "agents", "chat.py");
-  const ask = path.join(here, "testdata", "ask.py");
+  // The same interactive agent the Go tests use.
+  const ask = path.join(repo, "internal", "operations", "testdata", "ask.py");
   writeFileSync(
     cfg,
     `agents:
