@@ -71,5 +71,5 @@ func fastOutput(b []byte) (termFrame, bool) {
 	if err != nil {
 		return termFrame{}, false
 	}
-	return termFrame{typ: protocol.TypeOutput, data: data, end: off, startAt: -1}, true
+	return termFrame{typ: protocol.TypeOutput, data: data, end: off}, true
 }

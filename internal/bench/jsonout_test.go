@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"hash/crc32"
 	"strconv"
 	"testing"
 
@@ -35,7 +36,7 @@ func FuzzFastOutput(f *testing.F) {
 			}
 			return
 		}
-		if !bytes.Equal(got.data, want.data) || got.end != want.end || got.typ != want.typ || got.startAt != want.startAt {
+		if !bytes.Equal(got.data, want.data) || got.end != want.end || got.typ != want.typ {
 			t.Fatalf("%q: fast %+v, encoding/json %+v", frame, got, want)
 		}
 	})
@@ -55,5 +56,31 @@ func TestFastOutputRefuses(t *testing.T) {
 		if f, ok := fastOutput([]byte(frame)); ok {
 			t.Errorf("fastOutput(%s) = %+v, want refused", frame, f)
 		}
+	}
+}
+
+// A replay is a snapshot at its offset, not output: the accountant counts
+// what lay between as skipped, hashes none of the snapshot, and takes the
+// output that follows from the snapshot's offset.
+func TestAccountantSnapshot(t *testing.T) {
+	a := newAccountant(0)
+	steps := []termFrame{
+		{typ: protocol.TypeOutput, data: []byte("0123456789"), end: 10},
+		{typ: protocol.TypeReplay, start: true, data: []byte("\x1bc\x1b[2Jscreen"), end: 500},
+		{typ: protocol.TypeReplay, data: []byte("more of the snapshot"), end: 500},
+		{typ: protocol.TypeOutput, data: []byte("abc"), end: 503},
+	}
+	for i, f := range steps {
+		if err := a.add(f); err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+	}
+	want := crc32.New(crcTable)
+	want.Write([]byte("0123456789abc"))
+	if a.have != 503 || a.skipped != 490 || a.h.Sum32() != want.Sum32() {
+		t.Fatalf("have %d, skipped %d, crc %08x; want 503, 490, %08x", a.have, a.skipped, a.h.Sum32(), want.Sum32())
+	}
+	if err := a.add(termFrame{typ: protocol.TypeOutput, data: []byte("x"), end: 503}); err == nil {
+		t.Fatal("output repeating offset 502 was accepted")
 	}
 }

@@ -83,13 +83,10 @@ func genFile(dir string, size int64) (string, uint32, error) {
 type termFrame struct {
 	typ   string // output, replay, status, exit, error, …
 	data  []byte
-	end   int64 // offset just after data (output, replay), or the status/exit offset
-	start bool  // a replay begins (data starts with the mode prefix)
-	// startAt is where a replay's output begins (JSON frames say; -1 in
-	// binary frames, which do not).
-	startAt int64
-	code    int // exit code
-	msg     string
+	end   int64 // offset just after data (output), the snapshot's offset (replay), or the status/exit offset
+	start bool  // a replay (a snapshot) begins
+	code  int   // exit code
+	msg   string
 }
 
 // readTerm reads and decodes one frame.
@@ -102,7 +99,7 @@ func readTerm(ctx context.Context, c *websocket.Conn) (termFrame, error) {
 		if len(b) < 9 {
 			return termFrame{}, fmt.Errorf("binary frame of %d bytes", len(b))
 		}
-		f := termFrame{typ: protocol.TypeOutput, end: int64(binary.BigEndian.Uint64(b[1:9])), data: b[9:], startAt: -1}
+		f := termFrame{typ: protocol.TypeOutput, end: int64(binary.BigEndian.Uint64(b[1:9])), data: b[9:]}
 		switch b[0] {
 		case protocol.BinaryReplayStart:
 			f.typ, f.start = protocol.TypeReplay, true
@@ -131,10 +128,7 @@ func decodeTerm(b []byte) (termFrame, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return termFrame{}, fmt.Errorf("terminal frame %.80q: %w", b, err)
 	}
-	f := termFrame{typ: m.Type, end: m.Offset, start: m.Start != nil, msg: m.Message, startAt: -1}
-	if m.Start != nil {
-		f.startAt = *m.Start
-	}
+	f := termFrame{typ: m.Type, end: m.Offset, start: m.Start != nil, msg: m.Message}
 	if c, ok := m.Code.(float64); ok {
 		f.code = int(c)
 	} else if m.Code != nil {
@@ -152,9 +146,9 @@ func decodeTerm(b []byte) (termFrame, error) {
 }
 
 // accountant follows output by offset and checks it has no gap and no
-// duplicate; it hashes the payload (without replay mode prefixes). A
-// replay that starts past what it has is a skip (the client fell more than
-// the ring behind): the bytes in between are counted as skipped.
+// duplicate; it hashes the output. A replay (a snapshot of the screen)
+// past what it has is a skip (the client fell more than the ring behind):
+// the bytes in between are counted as skipped.
 type accountant struct {
 	have    int64
 	skipped int64
@@ -168,17 +162,15 @@ func newAccountant(since int64) *accountant {
 }
 
 func (a *accountant) add(f termFrame) error {
-	if f.start {
-		from := f.startAt
-		if from < 0 {
-			// Binary frames do not say where the replay starts: take the
-			// mode prefix as empty, as it is for plain output like cat's.
-			from = f.end - int64(len(f.data))
+	if f.typ == protocol.TypeReplay {
+		// A replay is a snapshot of the screen at offset f.end, not
+		// output (docs/protocol.md): the output between what the client
+		// has and that offset was skipped; output resumes from there.
+		if f.start && f.end > a.have {
+			a.skipped += f.end - a.have
+			a.have = f.end
 		}
-		if from > a.have {
-			a.skipped += from - a.have
-			a.have = from
-		}
+		return nil
 	}
 	n := f.end - a.have
 	switch {
@@ -186,7 +178,7 @@ func (a *accountant) add(f termFrame) error {
 		return fmt.Errorf("output ending at %d repeats bytes (have %d)", f.end, a.have)
 	case n > int64(len(f.data)):
 		return fmt.Errorf("output ending at %d misses %d bytes (have %d)", f.end, n-int64(len(f.data)), a.have)
-	case !f.start && n != int64(len(f.data)):
+	case n != int64(len(f.data)):
 		return fmt.Errorf("output of %d bytes ending at %d does not follow %d", len(f.data), f.end, a.have)
 	}
 	p := f.data[int64(len(f.data))-n:]
