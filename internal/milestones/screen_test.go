@@ -306,4 +306,37 @@ func TestScreenFromAnotherNode(t *testing.T) {
 	if fmt.Sprint(m["size"]) != "map[cols:80 rows:24]" {
 		t.Fatalf("milestone via node-b: %v", m)
 	}
+
+	// A screen larger than a NATS message (1 MiB): every cell of a 1000x60
+	// terminal in its own colours comes through in parts, whole.
+	status, body := testkit.PostJSON(t, a.HTTP+"/api/milestones", admin(t), map[string]any{
+		"id": "wide", "name": "wide", "owner": "alice", "cols": 1000, "rows": 60,
+		"command": []string{"sh", "-c", `stty -echo; awk 'BEGIN { for (y = 0; y < 60; y++) for (x = 0; x < 1000; x++) printf "\033[38;5;%dm\033[48;5;%dm%c", (x + y) % 256, (x * 7 + y) % 256, 33 + (x + y) % 90 }'; printf '\033[0m\033[1;1HDONE'; exec cat`},
+	})
+	if status != http.StatusCreated {
+		t.Fatalf("create wide: %d %v", status, body)
+	}
+	wide := attach(t, a, "wide", alice(t), "since=0")
+	wide.status()
+	wide.until("DONE", func(o string) bool { return strings.Contains(o, "DONE") })
+	offsetOf(t, a, "wide")
+	get := func(url string) []byte {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Authorization", "Bearer "+alice(t))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %s", url, resp.StatusCode, data)
+		}
+		return data
+	}
+	local := get(a.HTTP + "/api/milestones/wide/screen")
+	remote := get(b.HTTP + "/api/milestones/wide/screen")
+	if len(local) < 2<<20 || !bytes.Equal(local, remote) {
+		t.Fatalf("the wide screen: %d bytes on its node, %d via node-b (equal: %v)", len(local), len(remote), bytes.Equal(local, remote))
+	}
 }

@@ -62,6 +62,9 @@ function describe(term, title) {
   const active = bs.buffer;
   out.buffer = term.buffer.active.type;
   out.cursor = [active.x, active.y];
+  // Under the alternate screen, the normal screen's cursor decides what a
+  // resize keeps of the normal screen's lines.
+  if (active !== bs.buffers.normal) out.normalCursor = [bs.buffers.normal.x, bs.buffers.normal.y];
   out.cursorHidden = core.coreService.isCursorHidden;
   out.scroll = [active.scrollTop, active.scrollBottom];
   out.modes = JSON.stringify(term.modes);

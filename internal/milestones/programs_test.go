@@ -1,0 +1,337 @@
+package milestones_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tether-dev/tether/internal/terminal/screen/oracle"
+	"github.com/tether-dev/tether/internal/testkit"
+)
+
+// These tests run real full-screen programs (htop, less, vim) in terminals
+// of a real node and judge what clients end with by xterm.js: a client
+// attached from the start and late clients (after the output passed the
+// ring, after resizes, keeping their own size as the console does) must
+// show the same screen, cell by cell, cursor, modes and scrollback, when
+// their received frames are played into headless xterm.js terminals as the
+// protocol says a client does.
+
+// recorder is a terminal client that records what it receives as the steps
+// a terminal emulator takes (docs/protocol.md, "What a client does with a
+// replay"): a fresh terminal at the size last told for a replay with start,
+// a resize for a size message when it follows the server's size, and the
+// bytes of replays and output.
+type recorder struct {
+	*term
+	cols, rows int
+	follow     bool
+	ops        []oracle.Op
+	replays    int
+	// inReplay is set from a replay with start until the first output
+	// after it: only then is the whole snapshot (which may come in
+	// several replay messages) known to have arrived.
+	inReplay bool
+}
+
+// record attaches a client to terminal id and reads its status.
+func record(t *testing.T, n *testkit.Node, id, query string, follow bool) *recorder {
+	t.Helper()
+	r := &recorder{term: attach(t, n, id, alice(t), query), follow: follow}
+	st := r.Expect("status")
+	r.cols, r.rows = int(st["cols"].(float64)), int(st["rows"].(float64))
+	r.ops = []oracle.Op{{Reset: []int{r.cols, r.rows}}}
+	// A plain attach is owed a replay: nothing is known before it.
+	r.offset, r.inReplay = -1, true
+	if !r.plain {
+		r.offset, r.inReplay = 0, false // the recorders that resume use since=0
+	}
+	return r
+}
+
+// keepSize resizes the client's terminal and asks the server for that size,
+// as the web console and tether attach do.
+func (r *recorder) keepSize(cols, rows int) {
+	r.cols, r.rows = cols, rows
+	r.ops = append(r.ops, oracle.Op{Resize: []int{cols, rows}})
+	r.Send(map[string]any{"type": "resize", "cols": cols, "rows": rows})
+}
+
+// step reads one frame and records it.
+func (r *recorder) step() map[string]any {
+	r.t.Helper()
+	m := r.Read()
+	switch m["type"] {
+	case "size":
+		if r.follow {
+			r.cols, r.rows = int(m["cols"].(float64)), int(m["rows"].(float64))
+			r.ops = append(r.ops, oracle.Op{Resize: []int{r.cols, r.rows}})
+		}
+	case "replay", "output":
+		data := []byte(m["data"].(string))
+		if m["encoding"] == "base64" {
+			var err error
+			if data, err = base64.StdEncoding.DecodeString(m["data"].(string)); err != nil {
+				r.t.Fatalf("bad base64 in %v: %v", m["type"], err)
+			}
+		}
+		r.inReplay = m["type"] == "replay"
+		if m["type"] == "replay" && m["start"] != nil {
+			r.replays++
+			r.ops = append(r.ops, oracle.Op{Reset: []int{r.cols, r.rows}})
+		}
+		r.ops = append(r.ops, oracle.Op{Data: data})
+		r.offset = int64(m["offset"].(float64))
+	case "error":
+		r.t.Fatalf("error %v", m)
+	}
+	return m
+}
+
+// upTo reads until the client has every byte up to offset off.
+func (r *recorder) upTo(off int64) {
+	r.t.Helper()
+	for r.offset < off {
+		r.step()
+	}
+}
+
+// steps describes the recorded steps other than data, for failures.
+func (r *recorder) steps() string {
+	var b strings.Builder
+	at := 0
+	for _, op := range r.ops {
+		switch {
+		case op.Reset != nil:
+			fmt.Fprintf(&b, " reset%v@%d", op.Reset, at)
+		case op.Resize != nil:
+			fmt.Fprintf(&b, " resize%v@%d", op.Resize, at)
+		}
+		at += len(op.Data)
+	}
+	return b.String()
+}
+
+// text is what the client has received, for waiting on a program's output
+// (escape sequences included).
+func (r *recorder) text() string {
+	var b strings.Builder
+	for _, op := range r.ops {
+		b.Write(op.Data)
+	}
+	return b.String()
+}
+
+// until reads frames until the received bytes contain s.
+func (r *recorder) until(s string) {
+	r.t.Helper()
+	for !strings.Contains(r.text(), s) {
+		r.step()
+	}
+}
+
+// judge asks xterm.js whether each client in others ends with the screen
+// live ends with.
+func judge(t *testing.T, live *recorder, others map[string]*recorder) {
+	t.Helper()
+	var cases []oracle.Case
+	for name, o := range others {
+		cases = append(cases, oracle.Case{Name: name, Scrollback: 1000, A: live.ops, B: o.ops})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := oracle.Run(ctx, cases)
+	if errors.Is(err, oracle.ErrUnavailable) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if !r.OK {
+			if os.Getenv("DEBUG_ORACLE") != "" {
+				// The case, to feed to oracle.js by hand (as a one-element array).
+				b, _ := json.Marshal(cases[i])
+				f := filepath.Join(os.TempDir(), "oracle-"+strings.ReplaceAll(r.Name, " ", "_")+".json")
+				_ = os.WriteFile(f, b, 0o600)
+				t.Logf("case written to %s", f)
+			}
+			t.Errorf("%s: xterm.js shows another screen than for the live client (%s):\n  %s", r.Name, r.XtermError, strings.Join(r.Diffs, "\n  "))
+		}
+	}
+}
+
+// program skips the test when a program it runs is not installed (.ci/run
+// installs them).
+func program(t *testing.T, name string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		t.Skipf("%s is not installed", name)
+	}
+}
+
+// settle waits until the terminal's output stops growing and every
+// recorder has all of it. A snapshot may come in several replay messages:
+// it is known whole only once output follows it, so while a recorder's last
+// message is a replay, poke makes the program print something more.
+func settle(t *testing.T, n *testkit.Node, id string, poke func(), rs ...*recorder) {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		end := offsetOf(t, n, id)
+		pending := false
+		for _, r := range rs {
+			r.upTo(end)
+			pending = pending || r.inReplay
+		}
+		if !pending {
+			return
+		}
+		if poke == nil || attempt == 10 {
+			t.Fatalf("no output after a snapshot (attempt %d)", attempt)
+		}
+		poke()
+		testkit.Eventually(t, "the program to print after a poke", func() bool { return n.Milestones.Session(id).Offset() > end })
+	}
+}
+
+// htop redraws in place; once its output passes the ring, a replay of the
+// ring alone lacks most of its screen. Late clients (following sizes, and
+// keeping their own size) and a resize later, they all show the live
+// client's screen.
+func TestHtopLateClients(t *testing.T) {
+	program(t, "htop")
+	cfg := testkit.Config(t)
+	cfg.TerminalRingSize = 32 << 10
+	n := testkit.Start(t, cfg, nil)
+	create(t, n, "htop", []string{"htop", "-d", "1", "--no-mouse"})
+	live := record(t, n, "htop", "since=0", true)
+	for live.offset < 3*cfg.TerminalRingSize {
+		live.step()
+	}
+	late := record(t, n, "htop", "", true)
+	console := record(t, n, "htop", "", false)
+	console.keepSize(80, 24) // the creation size: the console asks anyway
+	// Another client's resize: htop redraws at the new size.
+	console.keepSize(100, 30)
+	// Every snapshot complete (output came after it), and the live client
+	// as far: then stop htop (SIGTSTP, as ^Z would) to compare the screens.
+	for _, r := range []*recorder{late, console} {
+		for r.replays == 0 || r.inReplay {
+			r.step()
+		}
+		live.upTo(r.offset)
+	}
+	live.Send(map[string]any{"type": "signal", "signal": "SIGTSTP"})
+	settle(t, n, "htop", nil, live, late, console)
+	if console.cols != 100 || late.cols != 100 || live.cols != 100 {
+		t.Fatalf("sizes: live %d, late %d, console %d columns; late's steps %s", live.cols, late.cols, console.cols, late.steps())
+	}
+	judge(t, live, map[string]*recorder{"late client following sizes": late, "console-like client": console})
+	live.Send(map[string]any{"type": "signal", "signal": "SIGKILL"})
+}
+
+// less pages a long file on the alternate screen until its output passes
+// the ring; after quitting, the shell's screen from before is back, for a
+// late client too.
+func TestLessQuitLateClient(t *testing.T) {
+	program(t, "less")
+	cfg := testkit.Config(t)
+	cfg.TerminalRingSize = 32 << 10
+	n := testkit.Start(t, cfg, nil)
+	file := filepath.Join(t.TempDir(), "long.txt")
+	var b strings.Builder
+	for i := range 3000 {
+		b.WriteString(strings.Repeat("x", i%70) + " line\n")
+	}
+	if err := os.WriteFile(file, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	create(t, n, "less", []string{"sh", "-c", `printf '\033]2;shell\007'; for i in 1 2 3 4 5 6 7 8 9 10; do printf 'before less %d \033[1;3%dmcolour\033[0m\n' $i $((i % 8)); done; less -R "$1"; printf 'after less\n'; stty -echo; exec cat`, "sh", file})
+	live := record(t, n, "less", "since=0", true)
+	live.until("\x1b[?1049h")
+	for live.offset < 3*cfg.TerminalRingSize {
+		// Twenty pages a message, then read what they printed: the input
+		// rate limit counts messages.
+		at := live.offset
+		live.input(strings.Repeat(" ", 20))
+		for live.offset < at+20*80*10 {
+			live.step()
+		}
+	}
+	live.input("q")
+	live.until("after less")
+	// cat prints each line typed.
+	poke := func() { live.input("Z\n") }
+	settle(t, n, "less", poke, live)
+	late := record(t, n, "less", "", true)
+	console := record(t, n, "less", "", false)
+	console.keepSize(80, 24)
+	settle(t, n, "less", poke, live, late, console)
+	if _, text := getText(t, n.HTTP+"/api/milestones/less/screen?format=text"); !strings.Contains(text, "before less 10") {
+		t.Fatalf("the screen API lost the shell's screen:\n%s", text)
+	}
+	judge(t, live, map[string]*recorder{"late client": late, "console-like client": console})
+}
+
+// vim through 80x24 -> 120x40 -> 100x30, then late clients of both kinds,
+// then a console-like client at its own size (which everyone follows).
+func TestVimResizesLateClients(t *testing.T) {
+	program(t, "vim")
+	n := testkit.Start(t, nil, nil)
+	file := filepath.Join(t.TempDir(), "notes.txt")
+	var b strings.Builder
+	for i := range 300 {
+		b.WriteString("line " + strings.Repeat("ab ", i%25) + "end\n")
+	}
+	if err := os.WriteFile(file, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	create(t, n, "vim", []string{"vim", "-u", "NONE", "-i", "NONE", "-N", "-n", "+set mouse=a", "+set number", "+set laststatus=2", "+150", file})
+	live := record(t, n, "vim", "since=0", true)
+	live.until("150")
+	// vim prints a message on its command line.
+	poke := func() { live.input(":echo 'mark'\r") }
+	// Another client resizes; the live client follows the size messages.
+	driver := attach(t, n, "vim", alice(t), "")
+	driver.status()
+	for _, sz := range [][2]int{{120, 40}, {100, 30}} {
+		driver.Send(map[string]any{"type": "resize", "cols": sz[0], "rows": sz[1]})
+		for live.cols != sz[0] || live.rows != sz[1] {
+			live.step()
+		}
+		settle(t, n, "vim", poke, live)
+	}
+	late := record(t, n, "vim", "", true)
+	own := record(t, n, "vim", "", false)
+	for own.replays < 1 { // then the resize is answered by a replay of its own
+		own.step()
+	}
+	own.keepSize(100, 30)
+	for own.replays < 2 {
+		own.step()
+	}
+	settle(t, n, "vim", poke, live, late, own)
+	judge(t, live, map[string]*recorder{"late client following sizes": late, "late client keeping its size": own})
+
+	small := record(t, n, "vim", "", false)
+	for small.replays < 1 { // then the resize is answered by a replay of its own
+		small.step()
+	}
+	small.keepSize(90, 20)
+	for small.replays < 2 {
+		small.step()
+	}
+	live.input("Gotyped at 90x20\x1b")
+	live.until("typed at 90x20")
+	settle(t, n, "vim", poke, live, late, small)
+	judge(t, live, map[string]*recorder{"follower after another's resize": late, "console-like client at its size": small})
+	live.input(":q!\r")
+}
