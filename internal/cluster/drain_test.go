@@ -25,8 +25,7 @@ func TestDrain(t *testing.T) {
 	other := others[0]
 
 	// A terminal on the node to drain, with a client attached through the
-	// other node (its own clients are closed with 1001 at the shutdown,
-	// like every WebSocket client of a node going away).
+	// other node and one on the node itself.
 	if status, body := testkit.PostJSON(t, run.HTTP+"/api/milestones", admin, map[string]any{"id": "drained-term", "command": []string{"sleep", "100"}}); status != 201 {
 		t.Fatalf("create: %d %v", status, body)
 	}
@@ -35,6 +34,10 @@ func TestDrain(t *testing.T) {
 	}
 	term := testkit.Dial(t, other.WS+"/api/milestones/drained-term/terminal", testkit.Bearer(admin))
 	if st := term.Expect("status"); st["state"] != "running" {
+		t.Fatalf("status = %v", st)
+	}
+	local := testkit.Dial(t, run.WS+"/api/milestones/drained-term/terminal", testkit.Bearer(admin))
+	if st := local.Expect("status"); st["state"] != "running" {
 		t.Fatalf("status = %v", st)
 	}
 	w := &watcher{t: t, tok: admin, id: "drained-op"}
@@ -69,7 +72,23 @@ func TestDrain(t *testing.T) {
 	if w.final["type"] != "operation_completed" || w.final["result"] != "ticked" {
 		t.Fatalf("final = %v, want the operation completed through the drain", w.final)
 	}
-	// The terminal outlives the drain: its client is told node_down.
+	// The terminal outlives the drain: its clients are told node_down,
+	// on the other node and on this one.
+	for {
+		m := local.Read()
+		if m["type"] == "exit" {
+			t.Fatalf("the terminal's local client was told the program exited: %v", m)
+		}
+		if m["type"] == "error" {
+			if m["code"] != "node_down" {
+				t.Fatalf("error = %v, want node_down", m)
+			}
+			break
+		}
+	}
+	if reason := local.ExpectClose(4004); reason != "node_down" {
+		t.Fatalf("the local client's close reason %q", reason)
+	}
 	for {
 		m := term.Read()
 		if m["type"] == "exit" {

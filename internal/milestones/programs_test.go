@@ -218,16 +218,25 @@ func TestHtopLateClients(t *testing.T) {
 	}
 	late := record(t, n, "htop", "", true)
 	console := record(t, n, "htop", "", false)
-	console.keepSize(80, 24) // the creation size: the console asks anyway
-	// Another client's resize: htop redraws at the new size.
-	console.keepSize(100, 30)
-	// Every snapshot complete (output came after it), and the live client
-	// as far: then stop htop (SIGTSTP, as ^Z would) to compare the screens.
-	for _, r := range []*recorder{late, console} {
-		for r.replays == 0 || r.inReplay {
+	// The console asks for its size once it has the screen (the creation
+	// size here), then resizes; each resize is answered by a replay of its
+	// own, and htop redraws at the new size for everyone.
+	for i, sz := range [][2]int{{80, 24}, {100, 30}} {
+		for console.replays <= i {
+			console.step()
+		}
+		console.keepSize(sz[0], sz[1])
+	}
+	// Every snapshot complete (output came after it), every client at the
+	// new size, and the live client as far: then stop htop (SIGTSTP, as ^Z
+	// would) to compare the screens.
+	for console.replays < 3 || console.inReplay {
+		console.step()
+	}
+	for _, r := range []*recorder{late, live} {
+		for r.inReplay || r.cols != 100 || r.offset < console.offset {
 			r.step()
 		}
-		live.upTo(r.offset)
 	}
 	live.Send(map[string]any{"type": "signal", "signal": "SIGTSTP"})
 	settle(t, n, "htop", nil, live, late, console)

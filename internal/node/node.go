@@ -318,6 +318,10 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if n.Milestones != nil {
+		// Also before the 1001s: the terminals end with the node.
+		n.Milestones.EndingWithNode()
+	}
 	if n.Conns != nil {
 		if err := n.Conns.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("connections: %w", err))
