@@ -344,3 +344,59 @@ func TestVimResizesLateClients(t *testing.T) {
 	judge(t, live, map[string]*recorder{"follower after another's resize": late, "console-like client at its size": small})
 	live.input(":q!\r")
 }
+
+// flooder is a full-screen program that redraws rows 1-22 as fast as it can
+// and shows what it is typed on row 24: a flood that never scrolls the
+// typed line away.
+const flooder = `import os, select, tty
+tty.setraw(0)
+out, typed, i = os.fdopen(1, "wb", 0), b"", 0
+out.write(b"\x1b[2J")
+while True:
+    if select.select([0], [], [], 0)[0]:
+        d = os.read(0, 100)
+        if not d:
+            break
+        typed += d
+        out.write(b"\x1b[24;1Htyped: " + typed)
+    out.write(b"".join(b"\x1b[%d;1Hflood %08d" % (k % 22 + 1, k) for k in range(i, i + 100)))
+    i += 100
+`
+
+// A client that types during a flood and reads too slowly to keep up sees
+// its typing on the screen it skips to: the snapshot has it, though the
+// bytes that drew it left the ring long before.
+func TestTypingSeenThroughAFlood(t *testing.T) {
+	program(t, "python3")
+	cfg := testkit.Config(t)
+	cfg.TerminalRingSize = 32 << 10
+	n := testkit.Start(t, cfg, nil)
+	create(t, n, "flood", []string{"python3", "-c", flooder})
+	c := newVT(t, n, "flood", "", true)
+	// Typed once the program reads raw input (tty.setraw flushes what came
+	// before).
+	for !strings.Contains(c.m.Text(), "flood") {
+		c.step()
+	}
+	// Read nothing while the flood fills this client's queue and socket
+	// and passes the ring many times over; type; read nothing again until
+	// what drew the typing has left the ring too.
+	wait := func() {
+		from := n.Milestones.Session("flood").Offset()
+		testkit.Eventually(t, "the flood to pass the ring", func() bool {
+			return n.Milestones.Session("flood").Offset() > from+(8<<20)
+		})
+	}
+	wait()
+	c.input("hello")
+	wait()
+	deadline := time.Now().Add(testkit.Timeout)
+	for !strings.Contains(c.m.Text(), "typed: hello") {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d replays, the screen:\n%s", c.replays, c.m.Text())
+		}
+		if m := c.step(); m["type"] == "output" && strings.Contains(c.m.Text(), "typed: hello") {
+			t.Fatal("the typing came as output: the test did not make the client skip it")
+		}
+	}
+}
