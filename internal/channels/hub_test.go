@@ -17,16 +17,24 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// A hub that closes deletes its consumer: on a shared NATS cluster every
-// node restart would otherwise leave one behind for minutes.
-func TestHubCloseDeletesConsumer(t *testing.T) {
+// startBackbone starts an embedded NATS server for a test, and a context
+// bounding the test.
+func startBackbone(t *testing.T) (context.Context, *backbone.Backbone) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	bb, err := backbone.Start(ctx, backbone.Config{DataDir: t.TempDir(), Name: "hub-test", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer bb.Close()
+	t.Cleanup(bb.Close)
+	return ctx, bb
+}
+
+// A hub that closes deletes its consumer: on a shared NATS cluster every
+// node restart would otherwise leave one behind for minutes.
+func TestHubCloseDeletesConsumer(t *testing.T) {
+	ctx, bb := startBackbone(t)
 	consumers := func() int {
 		st, err := bb.JS.Stream(ctx, StreamName)
 		if err != nil {
@@ -66,13 +74,7 @@ func (r recorder) Deliver(msg []byte) {
 // it is lost) recreates it from the next message at once: nothing lost,
 // nothing delivered twice, including what was published meanwhile.
 func TestHubRecreatesLostConsumer(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	bb, err := backbone.Start(ctx, backbone.Config{DataDir: t.TempDir(), Name: "hub-test", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bb.Close()
+	ctx, bb := startBackbone(t)
 	h, err := NewHub(ctx, bb, HubConfig{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

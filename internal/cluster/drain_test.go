@@ -74,34 +74,27 @@ func TestDrain(t *testing.T) {
 	}
 	// The terminal outlives the drain: its clients are told node_down,
 	// on the other node and on this one.
+	expectNodeDown(t, "local", local)
+	expectNodeDown(t, "relayed", term)
+}
+
+// expectNodeDown reads a terminal client's frames up to its node_down error
+// and close: never an exit the program did not make.
+func expectNodeDown(t *testing.T, what string, c *testkit.Client) {
+	t.Helper()
 	for {
-		m := local.Read()
+		m := c.Read()
 		if m["type"] == "exit" {
-			t.Fatalf("the terminal's local client was told the program exited: %v", m)
+			t.Fatalf("the terminal's %s client was told the program exited: %v", what, m)
 		}
 		if m["type"] == "error" {
 			if m["code"] != "node_down" {
-				t.Fatalf("error = %v, want node_down", m)
+				t.Fatalf("%s client: error = %v, want node_down", what, m)
 			}
 			break
 		}
 	}
-	if reason := local.ExpectClose(4004); reason != "node_down" {
-		t.Fatalf("the local client's close reason %q", reason)
-	}
-	for {
-		m := term.Read()
-		if m["type"] == "exit" {
-			t.Fatalf("the terminal's client was told the program exited: %v", m)
-		}
-		if m["type"] == "error" {
-			if m["code"] != "node_down" {
-				t.Fatalf("error = %v, want node_down", m)
-			}
-			break
-		}
-	}
-	if reason := term.ExpectClose(4004); reason != "node_down" {
-		t.Fatalf("close reason %q", reason)
+	if reason := c.ExpectClose(4004); reason != "node_down" {
+		t.Fatalf("%s client: close reason %q", what, reason)
 	}
 }

@@ -2,10 +2,8 @@ package milestones_test
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,119 +22,6 @@ import (
 // show the same screen, cell by cell, cursor, modes and scrollback, when
 // their received frames are played into headless xterm.js terminals as the
 // protocol says a client does.
-
-// recorder is a terminal client that records what it receives as the steps
-// a terminal emulator takes (docs/protocol.md, "What a client does with a
-// replay"): a fresh terminal at the size last told for a replay with start,
-// a resize for a size message when it follows the server's size, and the
-// bytes of replays and output.
-type recorder struct {
-	*term
-	cols, rows int
-	follow     bool
-	ops        []oracle.Op
-	replays    int
-	// inReplay is set from a replay with start until the first output
-	// after it: only then is the whole snapshot (which may come in
-	// several replay messages) known to have arrived.
-	inReplay bool
-}
-
-// record attaches a client to terminal id and reads its status.
-func record(t *testing.T, n *testkit.Node, id, query string, follow bool) *recorder {
-	t.Helper()
-	r := &recorder{term: attach(t, n, id, alice(t), query), follow: follow}
-	st := r.Expect("status")
-	r.cols, r.rows = int(st["cols"].(float64)), int(st["rows"].(float64))
-	r.ops = []oracle.Op{{Reset: []int{r.cols, r.rows}}}
-	// A plain attach is owed a replay: nothing is known before it.
-	r.offset, r.inReplay = -1, true
-	if !r.plain {
-		r.offset, r.inReplay = 0, false // the recorders that resume use since=0
-	}
-	return r
-}
-
-// keepSize resizes the client's terminal and asks the server for that size,
-// as the web console and tether attach do.
-func (r *recorder) keepSize(cols, rows int) {
-	r.cols, r.rows = cols, rows
-	r.ops = append(r.ops, oracle.Op{Resize: []int{cols, rows}})
-	r.Send(map[string]any{"type": "resize", "cols": cols, "rows": rows})
-}
-
-// step reads one frame and records it.
-func (r *recorder) step() map[string]any {
-	r.t.Helper()
-	m := r.Read()
-	switch m["type"] {
-	case "size":
-		if r.follow {
-			r.cols, r.rows = int(m["cols"].(float64)), int(m["rows"].(float64))
-			r.ops = append(r.ops, oracle.Op{Resize: []int{r.cols, r.rows}})
-		}
-	case "replay", "output":
-		data := []byte(m["data"].(string))
-		if m["encoding"] == "base64" {
-			var err error
-			if data, err = base64.StdEncoding.DecodeString(m["data"].(string)); err != nil {
-				r.t.Fatalf("bad base64 in %v: %v", m["type"], err)
-			}
-		}
-		r.inReplay = m["type"] == "replay"
-		if m["type"] == "replay" && m["start"] != nil {
-			r.replays++
-			r.ops = append(r.ops, oracle.Op{Reset: []int{r.cols, r.rows}})
-		}
-		r.ops = append(r.ops, oracle.Op{Data: data})
-		r.offset = int64(m["offset"].(float64))
-	case "error":
-		r.t.Fatalf("error %v", m)
-	}
-	return m
-}
-
-// upTo reads until the client has every byte up to offset off.
-func (r *recorder) upTo(off int64) {
-	r.t.Helper()
-	for r.offset < off {
-		r.step()
-	}
-}
-
-// steps describes the recorded steps other than data, for failures.
-func (r *recorder) steps() string {
-	var b strings.Builder
-	at := 0
-	for _, op := range r.ops {
-		switch {
-		case op.Reset != nil:
-			fmt.Fprintf(&b, " reset%v@%d", op.Reset, at)
-		case op.Resize != nil:
-			fmt.Fprintf(&b, " resize%v@%d", op.Resize, at)
-		}
-		at += len(op.Data)
-	}
-	return b.String()
-}
-
-// text is what the client has received, for waiting on a program's output
-// (escape sequences included).
-func (r *recorder) text() string {
-	var b strings.Builder
-	for _, op := range r.ops {
-		b.Write(op.Data)
-	}
-	return b.String()
-}
-
-// until reads frames until the received bytes contain s.
-func (r *recorder) until(s string) {
-	r.t.Helper()
-	for !strings.Contains(r.text(), s) {
-		r.step()
-	}
-}
 
 // judge asks xterm.js whether each client in others ends with the screen
 // live ends with.
@@ -320,24 +205,12 @@ func TestVimResizesLateClients(t *testing.T) {
 	}
 	late := record(t, n, "vim", "", true)
 	own := record(t, n, "vim", "", false)
-	for own.replays < 1 { // then the resize is answered by a replay of its own
-		own.step()
-	}
-	own.keepSize(100, 30)
-	for own.replays < 2 {
-		own.step()
-	}
+	own.keepSizeAfterReplay(100, 30)
 	settle(t, n, "vim", poke, live, late, own)
 	judge(t, live, map[string]*recorder{"late client following sizes": late, "late client keeping its size": own})
 
 	small := record(t, n, "vim", "", false)
-	for small.replays < 1 { // then the resize is answered by a replay of its own
-		small.step()
-	}
-	small.keepSize(90, 20)
-	for small.replays < 2 {
-		small.step()
-	}
+	small.keepSizeAfterReplay(90, 20)
 	live.input("Gotyped at 90x20\x1b")
 	live.until("typed at 90x20")
 	settle(t, n, "vim", poke, live, late, small)
@@ -372,7 +245,7 @@ func TestTypingSeenThroughAFlood(t *testing.T) {
 	cfg.TerminalRingSize = 32 << 10
 	n := testkit.Start(t, cfg, nil)
 	create(t, n, "flood", []string{"python3", "-c", flooder})
-	c := newVT(t, n, "flood", "", true)
+	c := record(t, n, "flood", "", true)
 	// Typed once the program reads raw input (tty.setraw flushes what came
 	// before).
 	for !strings.Contains(c.m.Text(), "flood") {
