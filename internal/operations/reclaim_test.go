@@ -1,17 +1,11 @@
 package operations_test
 
 import (
-	"context"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tether-dev/tether/internal/config"
-	"github.com/tether-dev/tether/internal/node"
 	"github.com/tether-dev/tether/internal/testkit"
 )
 
@@ -178,51 +172,19 @@ func TestReclaimErrors(t *testing.T) {
 	wantReply(t, reclaim(t, w3, "ended", "re-1"), map[string]any{"type": "error", "code": "not_found"})
 }
 
-// ownNode is a node the test shuts down itself.
-type ownNode struct {
-	*node.Node
-	WS, HTTP string
-	once     sync.Once
-	srv      *httptest.Server
-}
-
-func startOwn(t *testing.T, cfg *config.Config) *ownNode {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	n, err := node.New(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(n.Handler())
-	o := &ownNode{Node: n, srv: srv, HTTP: srv.URL, WS: "ws" + strings.TrimPrefix(srv.URL, "http")}
-	t.Cleanup(o.shutdown)
-	return o
-}
-
-// shutdown stops the node as SIGTERM does, once.
-func (o *ownNode) shutdown() {
-	o.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		_ = o.Shutdown(ctx)
-		o.srv.Close()
-	})
-}
-
 // twoNodes starts node-a, which hosts NATS and outlives the test's
 // events, and node-b, which the test may shut down.
-func twoNodes(t *testing.T, grace time.Duration) (*testkit.Node, *ownNode) {
+func twoNodes(t *testing.T, grace time.Duration) (a, b *testkit.Node) {
 	cfgA := graceConfig(t, grace)
 	cfgA.NodeName = "node-a"
 	cfgA.NATSListen = "127.0.0.1:0"
 	cfgA.ClusterHeartbeat = 200 * time.Millisecond
-	a := testkit.Start(t, cfgA, nil)
+	a = testkit.Start(t, cfgA, nil)
 	cfgB := graceConfig(t, grace)
 	cfgB.NodeName = "node-b"
 	cfgB.NATSURL = a.Backbone.ClientURLWithCredentials()
 	cfgB.ClusterHeartbeat = 200 * time.Millisecond
-	return a, startOwn(t, cfgB)
+	return a, testkit.Start(t, cfgB, nil)
 }
 
 // The node a worker was on shuts down; the worker reconnects to the other
@@ -231,16 +193,14 @@ func twoNodes(t *testing.T, grace time.Duration) (*testkit.Node, *ownNode) {
 // with no gap, up to the final one.
 func TestReclaimAfterNodeShutdown(t *testing.T) {
 	a, b := twoNodes(t, 10*time.Second)
-	wb := testkit.Dial(t, b.WS+"/ws/agent-worker", testkit.Bearer(testkit.Token(t, "worker-far", "agent")))
-	wb.Send(map[string]any{"type": "register", "agent_id": "far", "operations": []string{"work"}})
-	wb.Expect("registered")
+	wb := workerConn(t, b, "far", "work")
 	ui := guidance(t, a, "alice")
 	start(t, ui, "ns-1", "far", "work", nil)
 	wb.Expect("run")
 	wb.Send(map[string]any{"type": "progress", "operation_id": "ns-1", "progress": 20})
 	ui.Expect(tProgress)
 	// A watcher on node-b, which will have to resume on node-a.
-	onB := testkit.Dial(t, b.WS+"/ws/agent-guidance", testkit.Bearer(testkit.Token(t, "alice")))
+	onB := guidance(t, b, "alice")
 	onB.Send(map[string]any{"type": "subscribe_operation", "operation_id": "ns-1", "after_seq": 0})
 	onB.Expect("operation_subscribed")
 	var seen []event
@@ -249,7 +209,7 @@ func TestReclaimAfterNodeShutdown(t *testing.T) {
 		seen = append(seen, event{m["type"].(string), int(m["seq"].(float64))})
 	}
 
-	b.shutdown()
+	b.Stop()
 	wb.ExpectClose(1001)
 	expectLog(t, ui, 3, "tether: the node running the operation is shutting down; its worker has 10s to reclaim it through another node")
 	if _, rec := getOp(t, a, "alice", "ns-1"); rec["status"] != "running" || rec["node"] != "node-b" {
@@ -279,10 +239,8 @@ func TestReclaimAfterNodeShutdown(t *testing.T) {
 // ending it, and cancels and answers reach the worker on node-a.
 func TestReclaimHandover(t *testing.T) {
 	a, b := twoNodes(t, 10*time.Second)
-	wb := testkit.Dial(t, b.WS+"/ws/agent-worker", testkit.Bearer(testkit.Token(t, "worker-far", "agent")))
-	wb.Send(map[string]any{"type": "register", "agent_id": "far", "operations": []string{"work"}})
-	wb.Expect("registered")
-	ui := testkit.Dial(t, b.WS+"/ws/agent-guidance", testkit.Bearer(testkit.Token(t, "alice")))
+	wb := workerConn(t, b, "far", "work")
+	ui := guidance(t, b, "alice")
 	start(t, ui, "ho-1", "far", "work", nil)
 	wb.Expect("run")
 	wb.Send(map[string]any{"type": "input_request", "operation_id": "ho-1", "request_id": "q", "prompt": "Go?"})
@@ -296,7 +254,7 @@ func TestReclaimHandover(t *testing.T) {
 	})
 	expectLog(t, ui, 4, "tether: a worker reclaimed the operation through node node-a")
 	// Answered and cancelled through node-b, which no longer writes it.
-	answerer := testkit.Dial(t, b.WS+"/ws/agent-guidance", testkit.Bearer(testkit.Token(t, "alice")))
+	answerer := guidance(t, b, "alice")
 	answerer.Send(map[string]any{"type": "answer_input", "id": "a", "operation_id": "ho-1", "request_id": "q", "value": true})
 	answerer.Expect("input_accepted")
 	if m := wa.Expect("input"); m["request_id"] != "q" || m["value"] != true {
@@ -309,7 +267,7 @@ func TestReclaimHandover(t *testing.T) {
 	wa.Send(map[string]any{"type": "cancelled", "operation_id": "ho-1"})
 	evs, _, _ := readOp(t, ui, "ho-1")
 	wantEvents(t, evs, seqs(5, tInputAnswered, tCancelled)...)
-	if _, rec := testkit.Do(t, http.MethodGet, b.HTTP+"/api/operations/ho-1", testkit.Token(t, "alice"), nil); rec["node"] != "node-a" || rec["status"] != "cancelled" || rec["last_seq"] != float64(6) {
+	if _, rec := getOp(t, b, "alice", "ho-1"); rec["node"] != "node-a" || rec["status"] != "cancelled" || rec["last_seq"] != float64(6) {
 		t.Fatalf("record = %v", rec)
 	}
 }
@@ -318,13 +276,11 @@ func TestReclaimHandover(t *testing.T) {
 // the surviving node fails the operation once the grace has passed.
 func TestReclaimGraceExpiresAfterNodeShutdown(t *testing.T) {
 	a, b := twoNodes(t, 500*time.Millisecond)
-	wb := testkit.Dial(t, b.WS+"/ws/agent-worker", testkit.Bearer(testkit.Token(t, "worker-far", "agent")))
-	wb.Send(map[string]any{"type": "register", "agent_id": "far", "operations": []string{"work"}})
-	wb.Expect("registered")
+	wb := workerConn(t, b, "far", "work")
 	ui := guidance(t, a, "alice")
 	start(t, ui, "gx-1", "far", "work", nil)
 	wb.Expect("run")
-	b.shutdown()
+	b.Stop()
 	expectLog(t, ui, 2, "tether: the node running the operation is shutting down")
 	evs, raw, _ := readOp(t, ui, "gx-1")
 	wantEvents(t, evs, seqs(3, tFailed)...)
