@@ -247,17 +247,25 @@ func (w *worker) reclaimAll(ctx context.Context, c *websocket.Conn) {
 
 // refused handles an error reply. A refused reclaim loses the operation,
 // unless another connection still holds it (Tether has not yet noticed
-// that the old one is gone): that one is asked again a moment later.
+// that the old one is gone) or the node failed to answer, when it is asked
+// again a moment later, or the node is draining, when the worker moves to
+// the next URL.
 func (w *worker) refused(ctx context.Context, c *websocket.Conn, m message, data []byte) {
 	id, ok := strings.CutPrefix(m.ID, "reclaim:")
 	if !ok {
 		log.Printf("error from Tether: %s", data)
 		return
 	}
-	if m.Code == "operation_held" || m.Code == "internal_error" {
+	switch m.Code {
+	case "operation_held", "internal_error":
 		time.AfterFunc(time.Second, func() {
 			_ = w.write(ctx, c, message{Type: "reclaim", ID: m.ID, OperationID: id})
 		})
+		return
+	case "node_draining":
+		// This node is going away: reconnect to the next URL and reclaim
+		// there.
+		_ = c.Close(websocket.StatusNormalClosure, "reclaiming elsewhere")
 		return
 	}
 	log.Printf("operation %s could not be reclaimed (%s): %s", id, m.Code, m.Message)
