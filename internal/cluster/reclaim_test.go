@@ -79,8 +79,12 @@ func TestRemoteOperationSurvivesRestart(t *testing.T) {
 	if w.final["type"] != "operation_completed" || w.final["seq"] != float64(7) {
 		t.Fatalf("final = %v", w.final)
 	}
-	_, rec := testkit.Do(t, http.MethodGet, b.HTTP+"/api/operations/rr-1", tok, nil)
-	if rec["status"] != "completed" || rec["node"] != "b" || rec["last_seq"] != float64(7) {
+	var rec map[string]any
+	testkit.Eventually(t, "the completed record", func() bool {
+		_, rec = testkit.Do(t, http.MethodGet, b.HTTP+"/api/operations/rr-1", tok, nil)
+		return rec["status"] == "completed"
+	})
+	if rec["node"] != "b" || rec["last_seq"] != float64(7) {
 		t.Fatalf("record = %v", rec)
 	}
 }

@@ -267,7 +267,7 @@ func TestReclaimHandover(t *testing.T) {
 	wa.Send(map[string]any{"type": "cancelled", "operation_id": "ho-1"})
 	evs, _, _ := readOp(t, ui, "ho-1")
 	wantEvents(t, evs, seqs(5, tInputAnswered, tCancelled)...)
-	if _, rec := getOp(t, b, "alice", "ho-1"); rec["node"] != "node-a" || rec["status"] != "cancelled" || rec["last_seq"] != float64(6) {
+	if rec := waitStatus(t, b, "alice", "ho-1", "cancelled"); rec["node"] != "node-a" || rec["last_seq"] != float64(6) {
 		t.Fatalf("record = %v", rec)
 	}
 }
@@ -287,7 +287,7 @@ func TestReclaimGraceExpiresAfterNodeShutdown(t *testing.T) {
 	if raw[0]["code"] != "agent_disconnected" || raw[0]["message"] != "the worker running the operation disconnected and did not reclaim it within 500ms" {
 		t.Fatalf("failed = %v", raw[0])
 	}
-	if _, rec := getOp(t, a, "alice", "gx-1"); rec["node"] != "node-a" || rec["status"] != "failed" {
+	if rec := waitStatus(t, a, "alice", "gx-1", "failed"); rec["node"] != "node-a" {
 		t.Fatalf("record = %v", rec)
 	}
 }
