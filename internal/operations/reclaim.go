@@ -48,8 +48,12 @@ import (
 // arms a timer (expireLater), and the one whose claim succeeds ends it.
 
 // handoverRequest is what a reclaiming node sends on the reclaim subject.
+// With Probe, it only asks whether some node writes the operation (the
+// answer is Held, and nothing changes): a node about to fail the
+// operations of a node it believes down asks first.
 type handoverRequest struct {
-	Node string `json:"node"`
+	Node  string `json:"node"`
+	Probe bool   `json:"probe,omitempty"`
 }
 
 // handoverReply answers it. Neither Ended nor Held: the operation is the
@@ -191,10 +195,14 @@ func (s *Service) released(o *operation) {
 // handleHandover answers another node's request to take the operation
 // over for a worker that reclaims it there.
 func (o *operation) handleHandover(m *nats.Msg) {
+	var req handoverRequest
+	_ = json.Unmarshal(m.Data, &req)
 	var reply handoverReply
 	handed := false
 	o.mu.Lock()
 	switch {
+	case req.Probe && !o.released:
+		reply.Held = true
 	case o.released:
 		// Released already (a shutdown): it is the requester's.
 	case o.ended || o.expiring || (o.graceTimer != nil && !o.graceTimer.Stop()):
@@ -274,7 +282,7 @@ func (s *Service) reclaim(w *worker, id string) (*operation, handoverReply, *Err
 			}
 			return o, r, e
 		}
-		r, e := s.requestHandover(ctx, id)
+		r, e := s.requestHandover(ctx, id, false)
 		if e != nil {
 			return nil, handoverReply{}, e
 		}
@@ -308,9 +316,9 @@ func (w *worker) mayReclaim(rec *stored) *Error {
 // requestHandover asks the node writing operation id, if any, to hand it
 // over. A reply without Ended or Held, or no responder at all (its node
 // released it or died), lets the caller claim it.
-func (s *Service) requestHandover(ctx context.Context, id string) (handoverReply, *Error) {
+func (s *Service) requestHandover(ctx context.Context, id string, probe bool) (handoverReply, *Error) {
 	var r handoverReply
-	b, _ := json.Marshal(handoverRequest{Node: s.cfg.Node})
+	b, _ := json.Marshal(handoverRequest{Node: s.cfg.Node, Probe: probe})
 	// The writer answers under its lock, after a write that may take up
 	// to storeTimeout.
 	rctx, cancel := context.WithTimeout(ctx, storeTimeout)
@@ -528,9 +536,9 @@ func (s *Service) expireLater(rec *stored) {
 	s.expiries[rec.OperationID] = time.AfterFunc(s.cfg.WorkerGrace, func() { s.expireOrphan(rec) })
 }
 
-// expireOrphan fails rec's operation with agent_disconnected, if its
-// record has not changed since it was seen: no worker reclaimed it and no
-// other node ended it first.
+// expireOrphan fails rec's operation with agent_disconnected, if no node
+// writes it and its record has not changed since it was seen: no worker
+// reclaimed it and no other node ended it first.
 func (s *Service) expireOrphan(rec *stored) {
 	s.mu.Lock()
 	delete(s.expiries, rec.OperationID)
@@ -541,8 +549,16 @@ func (s *Service) expireOrphan(rec *stored) {
 	s.expiring.Add(1)
 	s.mu.Unlock()
 	defer s.expiring.Done()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*storeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*storeTimeout)
 	defer cancel()
+	// A node believed down that still writes the operation (its heartbeats
+	// were late) answers, and keeps it: its own grace timer applies.
+	if _, e := s.requestHandover(ctx, rec.OperationID, true); e != nil {
+		if e.Code == protocol.CodeInternal {
+			s.log.Warn("expire detached operation", "operation", rec.OperationID, "err", e)
+		}
+		return
+	}
 	o := s.newOperation(&stored{OperationRecord: rec.OperationRecord}, kindRemote)
 	o.expiring = true
 	o.mu.Lock()
