@@ -130,14 +130,7 @@ func TestExampleWorkerChat(t *testing.T) {
 // the worker reconnects to the next URL, another node, reclaims the
 // operation and finishes it, with nothing lost or doubled.
 func TestExampleWorkerReclaims(t *testing.T) {
-	cfgA := testkit.Config(t)
-	cfgA.NodeName = "node-a"
-	cfgA.NATSListen = "127.0.0.1:0"
-	a := testkit.Start(t, cfgA, nil)
-	cfgB := testkit.Config(t)
-	cfgB.NodeName = "node-b"
-	cfgB.NATSURL = a.Backbone.ClientURLWithCredentials()
-	b := testkit.Start(t, cfgB, nil)
+	a, b := testkit.StartTwo(t, testkit.Config(t), testkit.Config(t))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 1)

@@ -127,6 +127,17 @@ func (o *operation) expire(grace time.Duration) {
 		fmt.Sprintf("the worker running the operation disconnected and did not reclaim it within %s", grace), nil)
 }
 
+// reclaimedLocked notes that a worker holds the operation again, through
+// this node. o.mu must be held.
+func (o *operation) reclaimedLocked() {
+	o.noteLocked("tether: a worker reclaimed the operation through node " + o.svc.cfg.Node)
+}
+
+// errHeld refuses a reclaim of operation id that another connection holds.
+func errHeld(id string) *Error {
+	return refuse(protocol.CodeOperationHeld, "operation %s is held by another worker connection", id)
+}
+
 // noteLocked stores one of Tether's own operation_log lines, after what
 // the agent had held back; it does not count against the agent's rate.
 // o.mu must be held.
@@ -234,7 +245,7 @@ func (o *operation) reattach(w *worker) (handoverReply, *Error) {
 	case o.holder == w:
 		return handoverReply{}, nil
 	case o.holder != nil:
-		return handoverReply{}, refuse(protocol.CodeOperationHeld, "operation %s is held by another worker connection", o.rec.OperationID)
+		return handoverReply{}, errHeld(o.rec.OperationID)
 	case o.graceTimer != nil && !o.graceTimer.Stop():
 		return handoverReply{}, refuse(protocol.CodeNotFound, "operation %s has ended: its worker did not reclaim it in time", o.rec.OperationID)
 	}
@@ -242,7 +253,7 @@ func (o *operation) reattach(w *worker) (handoverReply, *Error) {
 	o.holder = w
 	r := handoverReply{Answers: o.undelivered, Cancel: o.cancelTimer != nil}
 	o.undelivered = nil
-	o.noteLocked("tether: a worker reclaimed the operation through node " + o.svc.cfg.Node)
+	o.reclaimedLocked()
 	return r, nil
 }
 
@@ -287,7 +298,7 @@ func (s *Service) reclaim(w *worker, id string) (*operation, handoverReply, *Err
 			return nil, handoverReply{}, e
 		}
 		o, e = s.takeOver(ctx, w, rec, r)
-		if errors.Is(e, errRetryClaim) {
+		if e == errRetryClaim {
 			continue
 		}
 		if e != nil {
@@ -339,7 +350,7 @@ func (s *Service) requestHandover(ctx context.Context, id string, probe bool) (h
 	case r.Ended:
 		return r, refuse(protocol.CodeNotFound, "operation %s has ended", id)
 	case r.Held:
-		return r, refuse(protocol.CodeOperationHeld, "operation %s is held by another worker connection", id)
+		return r, errHeld(id)
 	}
 	return r, nil
 }
@@ -375,7 +386,7 @@ func (s *Service) takeOver(ctx context.Context, w *worker, seen *stored, r hando
 		o.finish(protocol.StatusFailed, protocol.CodeInterrupted, "the operation could not be taken over by node "+s.cfg.Node, nil)
 		return nil, refuse(protocol.CodeInternal, "operation %s could not be taken over and was failed", seen.OperationID)
 	}
-	o.noteLocked("tether: a worker reclaimed the operation through node " + s.cfg.Node)
+	o.reclaimedLocked()
 	o.mu.Unlock()
 	s.adopt(o)
 	if !w.assign(o) {
@@ -571,8 +582,7 @@ func (s *Service) expireOrphan(rec *stored) {
 		return
 	}
 	s.log.Warn("remote operation failed: no worker reclaimed it", "operation", rec.OperationID, "agent", rec.AgentID, "grace", s.cfg.WorkerGrace)
-	o.finish(protocol.StatusFailed, protocol.CodeAgentDisconnected,
-		fmt.Sprintf("the worker running the operation disconnected and did not reclaim it within %s", s.cfg.WorkerGrace), nil)
+	o.expire(s.cfg.WorkerGrace)
 }
 
 // stopExpiries stops the pending expiries and waits for those running.

@@ -16,6 +16,16 @@ func graceConfig(t testing.TB, grace time.Duration) *config.Config {
 	return cfg
 }
 
+// remoteOp starts operation id of agent (type "work") through ui and
+// returns its worker on n, which has received the run.
+func remoteOp(t testing.TB, n, on *testkit.Node, agent, id string) (w, ui *testkit.Client) {
+	t.Helper()
+	w, ui = workerConn(t, n, agent, "work"), guidance(t, on, "alice")
+	start(t, ui, id, agent, "work", nil)
+	w.Expect("run")
+	return w, ui
+}
+
 // reclaim sends a reclaim with request id rid and returns the reply.
 func reclaim(t testing.TB, w *testkit.Client, rid, op string) map[string]any {
 	t.Helper()
@@ -50,10 +60,7 @@ func expectLog(t testing.TB, c *testkit.Client, seq int, prefix string) {
 // seen exactly once, in order.
 func TestReclaimSameNode(t *testing.T) {
 	n := testkit.Start(t, graceConfig(t, 10*time.Second), nil)
-	w1 := workerConn(t, n, "rc", "work")
-	ui := guidance(t, n, "alice")
-	start(t, ui, "rs-1", "rc", "work", nil)
-	w1.Expect("run")
+	w1, ui := remoteOp(t, n, n, "rc", "rs-1")
 	w1.Send(map[string]any{"type": "progress", "operation_id": "rs-1", "progress": 10})
 	w1.Send(map[string]any{"type": "input_request", "operation_id": "rs-1", "request_id": "q1", "prompt": "One?"})
 	w1.Send(map[string]any{"type": "input_request", "operation_id": "rs-1", "request_id": "q2", "prompt": "Two?"})
@@ -105,10 +112,7 @@ func TestReclaimSameNode(t *testing.T) {
 // agent_disconnected; it cannot be reclaimed after.
 func TestReclaimGraceExpires(t *testing.T) {
 	n := testkit.Start(t, graceConfig(t, 300*time.Millisecond), nil)
-	w := workerConn(t, n, "rx", "work")
-	ui := guidance(t, n, "alice")
-	start(t, ui, "rx-1", "rx", "work", nil)
-	w.Expect("run")
+	w, ui := remoteOp(t, n, n, "rx", "rx-1")
 	_ = w.C.CloseNow()
 	expectLog(t, ui, 2, "tether: the worker disconnected; the operation waits up to 300ms")
 	evs, raw, _ := readOp(t, ui, "rx-1")
@@ -125,10 +129,7 @@ func TestReclaimGraceExpires(t *testing.T) {
 // Reclaims that are refused, each with its code.
 func TestReclaimErrors(t *testing.T) {
 	n := testkit.Start(t, graceConfig(t, 10*time.Second), nil)
-	w1 := workerConn(t, n, "re", "work")
-	ui := guidance(t, n, "alice")
-	start(t, ui, "re-1", "re", "work", nil)
-	w1.Expect("run")
+	w1, ui := remoteOp(t, n, n, "re", "re-1")
 
 	cases := []struct {
 		name string
@@ -173,18 +174,12 @@ func TestReclaimErrors(t *testing.T) {
 }
 
 // twoNodes starts node-a, which hosts NATS and outlives the test's
-// events, and node-b, which the test may shut down.
+// events, and node-b, which the test may stop, with a worker grace.
 func twoNodes(t *testing.T, grace time.Duration) (a, b *testkit.Node) {
-	cfgA := graceConfig(t, grace)
-	cfgA.NodeName = "node-a"
-	cfgA.NATSListen = "127.0.0.1:0"
-	cfgA.ClusterHeartbeat = 200 * time.Millisecond
-	a = testkit.Start(t, cfgA, nil)
-	cfgB := graceConfig(t, grace)
-	cfgB.NodeName = "node-b"
-	cfgB.NATSURL = a.Backbone.ClientURLWithCredentials()
-	cfgB.ClusterHeartbeat = 200 * time.Millisecond
-	return a, testkit.Start(t, cfgB, nil)
+	cfgA, cfgB := graceConfig(t, grace), graceConfig(t, grace)
+	// Quick to see node-b leave.
+	cfgA.ClusterHeartbeat, cfgB.ClusterHeartbeat = 200*time.Millisecond, 200*time.Millisecond
+	return testkit.StartTwo(t, cfgA, cfgB)
 }
 
 // The node a worker was on shuts down; the worker reconnects to the other
@@ -193,10 +188,7 @@ func twoNodes(t *testing.T, grace time.Duration) (a, b *testkit.Node) {
 // with no gap, up to the final one.
 func TestReclaimAfterNodeShutdown(t *testing.T) {
 	a, b := twoNodes(t, 10*time.Second)
-	wb := workerConn(t, b, "far", "work")
-	ui := guidance(t, a, "alice")
-	start(t, ui, "ns-1", "far", "work", nil)
-	wb.Expect("run")
+	wb, ui := remoteOp(t, b, a, "far", "ns-1")
 	wb.Send(map[string]any{"type": "progress", "operation_id": "ns-1", "progress": 20})
 	ui.Expect(tProgress)
 	// A watcher on node-b, which will have to resume on node-a.
@@ -239,10 +231,7 @@ func TestReclaimAfterNodeShutdown(t *testing.T) {
 // ending it, and cancels and answers reach the worker on node-a.
 func TestReclaimHandover(t *testing.T) {
 	a, b := twoNodes(t, 10*time.Second)
-	wb := workerConn(t, b, "far", "work")
-	ui := guidance(t, b, "alice")
-	start(t, ui, "ho-1", "far", "work", nil)
-	wb.Expect("run")
+	wb, ui := remoteOp(t, b, b, "far", "ho-1")
 	wb.Send(map[string]any{"type": "input_request", "operation_id": "ho-1", "request_id": "q", "prompt": "Go?"})
 	ui.Expect(tInputRequested)
 	_ = wb.C.CloseNow()
@@ -276,10 +265,7 @@ func TestReclaimHandover(t *testing.T) {
 // the surviving node fails the operation once the grace has passed.
 func TestReclaimGraceExpiresAfterNodeShutdown(t *testing.T) {
 	a, b := twoNodes(t, 500*time.Millisecond)
-	wb := workerConn(t, b, "far", "work")
-	ui := guidance(t, a, "alice")
-	start(t, ui, "gx-1", "far", "work", nil)
-	wb.Expect("run")
+	_, ui := remoteOp(t, b, a, "far", "gx-1")
 	b.Stop()
 	expectLog(t, ui, 2, "tether: the node running the operation is shutting down")
 	evs, raw, _ := readOp(t, ui, "gx-1")

@@ -82,6 +82,18 @@ func Start(t testing.TB, cfg *config.Config, log *slog.Logger) *Node {
 	return tn
 }
 
+// StartTwo starts two nodes of one cluster: a, named node-a, runs the
+// embedded NATS server that b, named node-b, connects to, so that b can be
+// stopped (Node.Stop) while a goes on.
+func StartTwo(t testing.TB, cfgA, cfgB *config.Config) (a, b *Node) {
+	t.Helper()
+	cfgA.NodeName, cfgB.NodeName = "node-a", "node-b"
+	cfgA.NATSListen = "127.0.0.1:0"
+	a = Start(t, cfgA, nil)
+	cfgB.NATSURL = a.Backbone.ClientURLWithCredentials()
+	return a, Start(t, cfgB, nil)
+}
+
 // Token mints a token for sub with roles, valid for an hour.
 func Token(t testing.TB, sub string, roles ...string) string {
 	t.Helper()
