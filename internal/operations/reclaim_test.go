@@ -277,3 +277,43 @@ func TestReclaimGraceExpiresAfterNodeShutdown(t *testing.T) {
 		t.Fatalf("record = %v", rec)
 	}
 }
+
+// An AG-UI run goes on across the reclaim on another node: the new writer
+// knows, from the stored events, the message the agent had open (its
+// content and end are accepted, a second start refused), and the delta
+// the old node held back was stored before it let go.
+func TestReclaimAGUIRun(t *testing.T) {
+	a, b := twoNodes(t, 10*time.Second)
+	wb, ui := remoteOp(t, b, a, "far", "ag-1")
+	event := func(w *testkit.Client, ev map[string]any) {
+		w.Send(map[string]any{"type": "event", "operation_id": "ag-1", "event": ev})
+	}
+	event(wb, map[string]any{"type": "TEXT_MESSAGE_START", "messageId": "m", "role": "assistant"})
+	event(wb, map[string]any{"type": "TEXT_MESSAGE_CONTENT", "messageId": "m", "delta": "Hel"})
+	wb.Send(map[string]any{"type": "ping", "id": "p"})
+	wb.Expect("pong") // both handled: the delta is held, not stored
+	ui.Expect(tAGUI)
+	b.Stop()
+	if m := ui.Expect(tAGUI); m["seq"] != float64(3) || m["event"].(map[string]any)["delta"] != "Hel" {
+		t.Fatalf("held delta = %v", m)
+	}
+	expectLog(t, ui, 4, "tether: the node running the operation is shutting down")
+
+	wa := workerConn(t, a, "far", "work")
+	wantReply(t, reclaim(t, wa, "r", "ag-1"), map[string]any{"type": "reclaimed", "last_seq": 5})
+	expectLog(t, ui, 5, "tether: a worker reclaimed the operation")
+	event(wa, map[string]any{"type": "TEXT_MESSAGE_START", "messageId": "m"})
+	if m := wa.Expect("error"); m["code"] != "lifecycle_violation" {
+		t.Fatalf("a second start = %v", m)
+	}
+	event(wa, map[string]any{"type": "TEXT_MESSAGE_CONTENT", "messageId": "m", "delta": "lo"})
+	event(wa, map[string]any{"type": "TEXT_MESSAGE_END", "messageId": "m"})
+	wa.Send(map[string]any{"type": "completed", "operation_id": "ag-1"})
+	wa.Send(map[string]any{"type": "ping", "id": "p"})
+	wa.Expect("pong") // no refusal
+	evs, raw, _ := readOp(t, ui, "ag-1")
+	wantEvents(t, evs, seqs(6, tAGUI, tAGUI, tCompleted)...)
+	if raw[0]["event"].(map[string]any)["delta"] != "lo" || raw[1]["event"].(map[string]any)["type"] != "TEXT_MESSAGE_END" {
+		t.Fatalf("events = %v", raw)
+	}
+}
