@@ -127,7 +127,15 @@ type op struct {
 	// held: the current connection holds it (it came with run, or was
 	// reclaimed); lost: Tether refused to give it back.
 	held, lost bool
+	// retries counts the reclaims refused because another connection held
+	// it: after maxReclaimRetries, it belongs to someone else.
+	retries int
 }
+
+// maxReclaimRetries outlasts Tether's --idle-timeout (60 s by default),
+// within which it notices that the connection the worker lost is gone, at
+// one reclaim a second.
+const maxReclaimRetries = 90
 
 func newWorker(token, agent string, step time.Duration) *worker {
 	return &worker{token: token, agent: agent, step: step, life: context.Background(), changed: make(chan struct{}), ops: map[string]*op{}}
@@ -258,10 +266,19 @@ func (w *worker) refused(ctx context.Context, c *websocket.Conn, m message, data
 	}
 	switch m.Code {
 	case "operation_held", "internal_error":
-		time.AfterFunc(time.Second, func() {
-			_ = w.write(ctx, c, message{Type: "reclaim", ID: m.ID, OperationID: id})
-		})
-		return
+		w.mu.Lock()
+		o := w.ops[id]
+		again := o != nil && o.retries < maxReclaimRetries
+		if again {
+			o.retries++
+		}
+		w.mu.Unlock()
+		if again {
+			time.AfterFunc(time.Second, func() {
+				_ = w.write(ctx, c, message{Type: "reclaim", ID: m.ID, OperationID: id})
+			})
+			return
+		}
 	case "node_draining":
 		// This node is going away: reconnect to the next URL and reclaim
 		// there.

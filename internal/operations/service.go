@@ -265,8 +265,9 @@ func (s *Service) orphan(ctx context.Context, rec *stored) (*operation, error) {
 // the socket). With a WorkerGrace, remote operations are not ended but
 // released (their workers reclaim them through another node) and their
 // workers' connections closed. Watchers of operations that this node does
-// not end stop at once: their clients resume elsewhere. It returns once all of that is done, or
-// when ctx ends, having then stopped every watcher.
+// not end stop at once: their clients resume elsewhere. It returns once
+// all of that is done, or when ctx ends, having then stopped every
+// watcher.
 func (s *Service) Drain(ctx context.Context) error {
 	s.stopRunning()
 	done := make(chan struct{})
