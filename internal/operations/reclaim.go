@@ -538,13 +538,15 @@ func (s *Service) adopt(o *operation) {
 // rec of a node that stopped, unless a worker reclaims it meanwhile.
 func (s *Service) expireLater(rec *stored) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing || s.expiries[rec.OperationID] != nil {
-		return
+	armed := !s.closing && s.expiries[rec.OperationID] == nil
+	if armed {
+		s.expiries[rec.OperationID] = time.AfterFunc(s.cfg.WorkerGrace, func() { s.expireOrphan(rec) })
 	}
-	s.log.Info("remote operation detached: its node stopped; waiting for its worker to reclaim it",
-		"operation", rec.OperationID, "agent", rec.AgentID, "node", rec.Node, "grace", s.cfg.WorkerGrace)
-	s.expiries[rec.OperationID] = time.AfterFunc(s.cfg.WorkerGrace, func() { s.expireOrphan(rec) })
+	s.mu.Unlock()
+	if armed {
+		s.log.Info("remote operation detached: its node stopped; waiting for its worker to reclaim it",
+			"operation", rec.OperationID, "agent", rec.AgentID, "node", rec.Node, "grace", s.cfg.WorkerGrace)
+	}
 }
 
 // expireOrphan fails rec's operation with agent_disconnected, if no node
