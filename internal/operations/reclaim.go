@@ -409,41 +409,47 @@ func (o *operation) claimLocked(ctx context.Context, seen *stored) (ended bool, 
 		err = s.nc.Flush()
 	}
 	if err != nil {
-		o.unsubscribeLocked()
 		s.log.Error("claim: subscribe", "operation", id, "err", err)
-		return false, refuse(protocol.CodeInternal, "operation %s could not be taken over; try again", id)
+		e = refuse(protocol.CodeInternal, "operation %s could not be taken over; try again", id)
+	} else {
+		ended, e = o.claimRecordLocked(ctx, seen)
 	}
+	if e != nil {
+		// Not claimed: a request that waited for o.mu meanwhile is told
+		// the operation is its to claim.
+		o.released = true
+		o.unsubscribeLocked()
+	}
+	return ended, e
+}
+
+// claimRecordLocked is claimLocked's compare-and-set write of the record
+// and replay of the events. o.mu must be held.
+func (o *operation) claimRecordLocked(ctx context.Context, seen *stored) (ended bool, e *Error) {
+	s, id := o.svc, seen.OperationID
 	rec, err := s.store.get(ctx, id)
 	switch {
 	case errors.Is(err, errNotFound):
-		o.unsubscribeLocked()
 		return false, refuse(protocol.CodeNotFound, "no operation %s", id)
 	case err != nil:
-		o.unsubscribeLocked()
 		s.log.Error("claim: read record", "operation", id, "err", err)
 		return false, refuse(protocol.CodeInternal, "operation %s could not be read; try again", id)
 	case !protocol.Live(rec.Status):
-		o.unsubscribeLocked()
 		return false, refuse(protocol.CodeNotFound, "operation %s has ended", id)
 	case rec.Node != seen.Node || rec.Claim != seen.Claim:
-		o.unsubscribeLocked()
 		return false, errRetryClaim
 	}
 	rec.Node, rec.Claim = s.cfg.Node, newID()
 	if err := s.store.claim(ctx, rec); errors.Is(err, errClaimed) {
-		o.unsubscribeLocked()
 		return false, errRetryClaim
 	} else if err != nil {
-		o.unsubscribeLocked()
 		s.log.Error("claim: write record", "operation", id, "err", err)
 		return false, refuse(protocol.CodeInternal, "operation %s could not be taken over; try again", id)
 	}
 	o.rec, o.seq = *rec, rec.LastSeq
-	if err := o.replayLocked(ctx); err != nil {
-		if errors.Is(err, errEnded) {
-			o.unsubscribeLocked()
-			return false, refuse(protocol.CodeNotFound, "operation %s has ended", id)
-		}
+	if err := o.replayLocked(ctx); errors.Is(err, errEnded) {
+		return false, refuse(protocol.CodeNotFound, "operation %s has ended", id)
+	} else if err != nil {
 		s.log.Error("claim: read events", "operation", id, "err", err)
 		return true, nil
 	}
