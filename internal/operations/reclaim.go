@@ -240,6 +240,9 @@ func (o *operation) reattach(w *worker) (handoverReply, *Error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	switch {
+	case o.released:
+		// Handed over to another node meanwhile: ask it.
+		return handoverReply{}, errRetryClaim
 	case o.ended || o.expiring:
 		return handoverReply{}, refuse(protocol.CodeNotFound, "operation %s has ended", o.rec.OperationID)
 	case o.holder == w:
@@ -288,10 +291,12 @@ func (s *Service) reclaim(w *worker, id string) (*operation, handoverReply, *Err
 		s.mu.Unlock()
 		if o != nil {
 			r, e := o.reattach(w)
-			if e == nil && !w.assign(o) {
-				o.detach(w) // the connection ended meanwhile
+			if e != errRetryClaim {
+				if e == nil && !w.assign(o) {
+					o.detach(w) // the connection ended meanwhile
+				}
+				return o, r, e
 			}
-			return o, r, e
 		}
 		r, e := s.requestHandover(ctx, id, false)
 		if e != nil {

@@ -317,3 +317,26 @@ func TestReclaimAGUIRun(t *testing.T) {
 		t.Fatalf("events = %v", raw)
 	}
 }
+
+// Two workers reclaim one operation at once, through two nodes: exactly one
+// gets it, the other is told operation_held, and the stream holds one
+// reclaim.
+func TestReclaimRace(t *testing.T) {
+	a, b := twoNodes(t, 10*time.Second)
+	wb, ui := remoteOp(t, b, a, "far", "race-1")
+	_ = wb.C.CloseNow()
+	expectLog(t, ui, 2, "tether: the worker disconnected")
+	w1, w2 := workerConn(t, a, "far", "work"), workerConn(t, b, "far", "work")
+	w1.Send(map[string]any{"type": "reclaim", "id": "1", "operation_id": "race-1"})
+	w2.Send(map[string]any{"type": "reclaim", "id": "2", "operation_id": "race-1"})
+	r1, r2 := w1.Read(), w2.Read()
+	winner := w1
+	if r2["type"] == "reclaimed" {
+		winner, r1, r2 = w2, r2, r1
+	}
+	wantReply(t, r1, map[string]any{"type": "reclaimed", "last_seq": 3})
+	wantReply(t, r2, map[string]any{"type": "error", "code": "operation_held"})
+	winner.Send(map[string]any{"type": "completed", "operation_id": "race-1"})
+	evs, _, _ := readOp(t, ui, "race-1")
+	wantEvents(t, evs, seqs(3, tLog, tCompleted)...)
+}
