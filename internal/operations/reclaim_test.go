@@ -340,3 +340,29 @@ func TestReclaimRace(t *testing.T) {
 	evs, _, _ := readOp(t, ui, "race-1")
 	wantEvents(t, evs, seqs(3, tLog, tCompleted)...)
 }
+
+// A node alone restarts (same name, same data): its worker reclaims one
+// operation from the new process; the other, not reclaimed, is failed by
+// the new process once the grace has passed.
+func TestReclaimAfterRestart(t *testing.T) {
+	cfg := graceConfig(t, 2*time.Second)
+	n1 := testkit.Start(t, cfg, nil)
+	w1, ui := remoteOp(t, n1, n1, "solo", "rs-kept")
+	start(t, ui, "rs-lost", "solo", "work", nil)
+	w1.Expect("run")
+	n1.Stop()
+
+	n2 := testkit.Start(t, cfg, nil)
+	w2 := workerConn(t, n2, "solo", "work")
+	// started, the shutdown's note, the reclaim's note.
+	wantReply(t, reclaim(t, w2, "r", "rs-kept"), map[string]any{"type": "reclaimed", "last_seq": 3})
+	w2.Send(map[string]any{"type": "completed", "operation_id": "rs-kept"})
+	rec := waitStatus(t, n2, "alice", "rs-kept", "completed")
+	if rec["last_seq"] != float64(4) {
+		t.Fatalf("record = %v", rec)
+	}
+	rec = waitStatus(t, n2, "alice", "rs-lost", "failed")
+	if f, _ := rec["failure"].(map[string]any); f["code"] != "agent_disconnected" || rec["last_seq"] != float64(3) {
+		t.Fatalf("record = %v", rec)
+	}
+}
