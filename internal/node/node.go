@@ -386,7 +386,7 @@ func newOperations(ctx context.Context, cfg *config.Config, bb *backbone.Backbon
 		MaxPerUser: cfg.MaxOperationsPerUser, MaxTotal: cfg.MaxOperations, EventRate: cfg.OperationEventRate,
 		MaxInputBytes: int(cfg.MaxOperationInput), MaxEventBytes: int(cfg.MaxOperationEvent),
 		MaxAGUIInputBytes: int(cfg.MaxAGUIInput), OriginAllowed: conn.OriginPolicy(cfg.AllowedOrigins, cfg.PublicURL), InputTimeout: cfg.OperationInputTimeout,
-		KillGrace: cfg.OperationKillGrace, SendQueue: cfg.SendQueue, Logger: log.With("component", "operations"),
+		KillGrace: cfg.OperationKillGrace, WorkerGrace: cfg.WorkerGrace, SendQueue: cfg.SendQueue, Logger: log.With("component", "operations"),
 	})
 }
 
