@@ -17,8 +17,12 @@ import (
 func TestDrain(t *testing.T) {
 	nc := startNATSCluster(t)
 	cfg := tickerConfig(t)
-	a := startTether(t, nc, "a", "127.0.0.2", "--config", cfg, "--drain-timeout", "6s")
-	b := startTether(t, nc, "b", "127.0.0.3", "--config", cfg, "--drain-timeout", "6s")
+	// A death is not what this test is about: with the tests' 200 ms
+	// heartbeat, the default dead-after (600 ms) is shorter than a
+	// heartbeat write can take on a busy machine, and the draining node,
+	// declared dead, would have its work failed by the other.
+	a := startTether(t, nc, "a", "127.0.0.2", "--config", cfg, "--drain-timeout", "6s", "--cluster-dead-after", "5s")
+	b := startTether(t, nc, "b", "127.0.0.3", "--config", cfg, "--drain-timeout", "6s", "--cluster-dead-after", "5s")
 	admin := testkit.Token(t, "ops", "admin")
 	startOp(t, a, admin, "drained-op", 40) // 2 s of progress
 	run, others := runner(t, a, admin, "drained-op", a, b)

@@ -44,8 +44,9 @@ func reclaimOn(t *testing.T, w *testkit.Client, op string, lastSeq int) {
 // duplicate, up to the completion.
 func TestRemoteOperationSurvivesRestart(t *testing.T) {
 	nc := startNATSCluster(t)
-	a := startTether(t, nc, "a", "127.0.0.2", "--drain-timeout", "2s", "--worker-grace", "20s")
-	b := startTether(t, nc, "b", "127.0.0.3", "--drain-timeout", "2s", "--worker-grace", "20s")
+	// No death here (see TestDrain): a long dead-after.
+	a := startTether(t, nc, "a", "127.0.0.2", "--drain-timeout", "2s", "--worker-grace", "20s", "--cluster-dead-after", "5s")
+	b := startTether(t, nc, "b", "127.0.0.3", "--drain-timeout", "2s", "--worker-grace", "20s", "--cluster-dead-after", "5s")
 	tok := testkit.Token(t, "alice")
 	wa := worker(t, a)
 	startRemote(t, b, tok, "rr-1")
