@@ -133,7 +133,8 @@ type Hub struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
-	from   uint64 // stream sequence of the next message to deliver
+	st     jetstream.Stream
+	from   uint64 // stream sequence of the next message to deliver; 0: not known yet
 	cons   jetstream.Consumer
 	it     jetstream.MessagesContext
 }
@@ -158,18 +159,18 @@ func NewHub(ctx context.Context, bb *backbone.Backbone, cfg HubConfig) (*Hub, er
 		return nil, err
 	}
 	h := &Hub{js: bb.JS, bb: bb, log: cfg.Logger, subs: map[string]map[Subscriber]struct{}{}, done: make(chan struct{})}
-	// Messages stored from now on are delivered (DeliverNew, but with a
-	// sequence to resume from should the consumer be lost before the
-	// first one).
-	info, err := st.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("follow stream %s: %w", StreamName, err)
-	}
-	h.from = info.State.LastSeq + 1
+	// Messages stored from now on are delivered: from the sequence after
+	// the stream's last (DeliverNew, but with a sequence to resume from
+	// should the consumer be lost before the first message). A stream
+	// that does not answer yet (a cluster electing its leaders as nodes
+	// start together) is followed as soon as it does (follow.go).
 	h.ctx, h.cancel = context.WithCancel(context.Background())
-	if err := h.open(ctx); err != nil {
-		h.cancel()
-		return nil, err
+	h.st = st
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err = h.start(sctx)
+	cancel()
+	if err != nil {
+		h.log.Warn("channels: following the message stream later", "err", err)
 	}
 	go h.follow()
 	return h, nil

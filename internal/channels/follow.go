@@ -22,6 +22,19 @@ import (
 // of the stream being available, with no gap and no duplicate. It never
 // gives up: a node without its channel consumer would deliver nothing.
 
+// start learns where to follow from (when not known yet) and opens the
+// consumer there.
+func (h *Hub) start(ctx context.Context) error {
+	if h.from == 0 {
+		info, err := h.st.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("follow stream %s: %w", StreamName, err)
+		}
+		h.from = info.State.LastSeq + 1
+	}
+	return h.open(ctx)
+}
+
 // open creates the consumer and its iterator at h.from.
 func (h *Hub) open(ctx context.Context) error {
 	cons, err := h.js.OrderedConsumer(ctx, StreamName, jetstream.OrderedConsumerConfig{
@@ -59,7 +72,7 @@ func (h *Hub) follow() {
 	for h.ctx.Err() == nil {
 		it := h.iterator()
 		if it == nil {
-			if err := h.open(h.ctx); err != nil {
+			if err := h.start(h.ctx); err != nil {
 				if h.ctx.Err() != nil {
 					break
 				}

@@ -135,13 +135,17 @@ func Join(ctx context.Context, bb *backbone.Backbone, self Node, opts Options, l
 	// join: a watch bound to it stopped with it, and a node whose ctx
 	// ended (a test node's start timeout, or the signal that began a
 	// drain) no longer saw any node go down.
-	w, err := kv.WatchAll(context.WithoutCancel(ctx))
+	// Its own context, cancelled when follow stops: the library keeps a
+	// goroutine per watch until the watch's context ends, even after Stop.
+	wctx, wcancel := context.WithCancel(context.WithoutCancel(ctx))
+	w, err := kv.WatchAll(wctx)
 	if err != nil {
+		wcancel()
 		return nil, fmt.Errorf("watch bucket %s: %w", NodesBucket, err)
 	}
 	r.done.Add(2)
 	go r.beatLoop()
-	go r.follow(w)
+	go r.follow(w, wcancel)
 	return r, nil
 }
 
@@ -236,8 +240,9 @@ func (r *Registry) beat(ctx context.Context) error {
 // at the moment the oldest heartbeat it has turns DeadAfter old (and at
 // least every Interval), so that observers agree to within the delivery
 // of one heartbeat rather than a polling period.
-func (r *Registry) follow(w jetstream.KeyWatcher) {
+func (r *Registry) follow(w jetstream.KeyWatcher, cancel context.CancelFunc) {
 	defer r.done.Done()
+	defer cancel()
 	defer func() { _ = w.Stop() }()
 	t := time.NewTimer(r.interval)
 	defer t.Stop()
