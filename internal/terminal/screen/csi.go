@@ -78,7 +78,7 @@ func (m *Model) csiDispatch(final byte) {
 			}
 		case 'X': // eraseChars
 			m.restrictCursor(b.cols - 1)
-			replaceCells(b.row(b.y), b.x, b.x+m.p1(), m.eraseCell())
+			b.replaceCells(b.row(b.y), b.x, b.x+m.p1(), m.eraseCell())
 		case 'b':
 			m.repeatPreceding(m.p1())
 		case 'd': // linePosAbsolute
@@ -172,17 +172,17 @@ func (m *Model) eraseInDisplay(mode int) {
 	switch mode {
 	case 0:
 		y := b.y
-		replaceCells(b.row(y), b.x, b.cols, e)
+		b.replaceCells(b.row(y), b.x, b.cols, e)
 		if b.x == 0 {
 			*b.rowWrapped(y) = false
 		}
 		for y++; y < b.rows; y++ {
-			fillLine(b.row(y), e)
+			b.fill(b.row(y), e)
 			*b.rowWrapped(y) = false
 		}
 	case 1:
 		y := b.y
-		replaceCells(b.row(y), 0, b.x+1, e)
+		b.replaceCells(b.row(y), 0, b.x+1, e)
 		*b.rowWrapped(y) = false
 		if b.x+1 >= b.cols && y+1 < b.count {
 			// xterm.js clears the wrap flag of absolute line y+1 here (not
@@ -190,12 +190,12 @@ func (m *Model) eraseInDisplay(mode int) {
 			b.wrapped[b.slot(y+1)] = false
 		}
 		for y--; y >= 0; y-- {
-			fillLine(b.row(y), e)
+			b.fill(b.row(y), e)
 			*b.rowWrapped(y) = false
 		}
 	case 2:
 		for y := b.rows - 1; y >= 0; y-- {
-			fillLine(b.row(y), e)
+			b.fill(b.row(y), e)
 			*b.rowWrapped(y) = false
 		}
 	case 3:
@@ -212,14 +212,14 @@ func (m *Model) eraseInLine(mode int) {
 	e := m.eraseCell()
 	switch mode {
 	case 0:
-		replaceCells(b.row(b.y), b.x, b.cols, e)
+		b.replaceCells(b.row(b.y), b.x, b.cols, e)
 		if b.x == 0 {
 			*b.rowWrapped(b.y) = false
 		}
 	case 1:
-		replaceCells(b.row(b.y), 0, b.x+1, e)
+		b.replaceCells(b.row(b.y), 0, b.x+1, e)
 	case 2:
-		replaceCells(b.row(b.y), 0, b.cols, e)
+		b.replaceCells(b.row(b.y), 0, b.cols, e)
 		*b.rowWrapped(b.y) = false
 	}
 }

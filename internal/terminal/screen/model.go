@@ -1216,7 +1216,7 @@ func (m *Model) screenAlignment() {
 		idx := ybase + b.y + k
 		j := idx % b.slots
 		if idx < b.count || (idx >= b.slots && j < b.count) {
-			fillLine(b.line(j), e)
+			b.fill(b.line(j), e)
 			b.wrapped[b.slot(j)] = false
 		}
 	}
