@@ -276,6 +276,28 @@ func decodeUTF8(p []byte) (cp uint32, size int, ok bool) {
 	if b1 < 0x80 {
 		return uint32(b1), 1, true
 	}
+	// Complete, valid sequences, nearly all there are, with no loop; the
+	// rest (invalid, overlong, cut) take decodeUTF8Slow.
+	switch {
+	case b1 >= 0xC2 && b1 < 0xE0 && len(p) >= 2 && p[1]&0xC0 == 0x80:
+		return uint32(b1&0x1F)<<6 | uint32(p[1]&0x3F), 2, true
+	case b1&0xF0 == 0xE0 && len(p) >= 3 && p[1]&0xC0 == 0x80 && p[2]&0xC0 == 0x80:
+		cp = uint32(b1&0x0F)<<12 | uint32(p[1]&0x3F)<<6 | uint32(p[2]&0x3F)
+		if cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF) && cp != 0xFEFF {
+			return cp, 3, true
+		}
+	case b1&0xF8 == 0xF0 && len(p) >= 4 && p[1]&0xC0 == 0x80 && p[2]&0xC0 == 0x80 && p[3]&0xC0 == 0x80:
+		cp = uint32(b1&0x07)<<18 | uint32(p[1]&0x3F)<<12 | uint32(p[2]&0x3F)<<6 | uint32(p[3]&0x3F)
+		if cp >= 0x10000 && cp <= 0x10FFFF {
+			return cp, 4, true
+		}
+	}
+	return decodeUTF8Slow(p)
+}
+
+// decodeUTF8Slow is decodeUTF8 for a sequence that is not complete and valid.
+func decodeUTF8Slow(p []byte) (cp uint32, size int, ok bool) {
+	b1 := p[0]
 	cont := func(i int) int { // 1 continuation, 0 missing, -1 not a continuation
 		if i >= len(p) {
 			return 0
@@ -337,6 +359,10 @@ func (m *Model) printRun(p []byte, i int) int {
 	started := false
 	b := m.active
 	n := len(p)
+	// row is the cursor's row while no line has moved since it was looked
+	// up (nil: look it up again), so that a run of wide characters does not
+	// look its row up for each.
+	var row []cell
 	for i < n {
 		c := p[i]
 		if c >= 0x20 && c < 0x7f {
@@ -346,11 +372,12 @@ func (m *Model) printRun(p []byte, i int) int {
 			}
 			if m.charset != 0 || m.insert {
 				m.printCP(uint32(c))
+				row = nil
 				i++
 				continue
 			}
 			// Fast path: plain ASCII into the current row.
-			row := b.row(b.y)
+			row = b.row(b.y)
 			x := b.x
 			fg, bg, lk := m.fg, m.cbg, m.clink
 			cols := b.cols
@@ -419,8 +446,25 @@ func (m *Model) printRun(p []byte, i int) int {
 			m.printStart()
 			started = true
 		}
-		m.printCP(cp)
 		i += size
+		// Fast path: a character of width 1 or 2 that fits on the row, not
+		// inserted: what printCP does for it (character sets map only
+		// ASCII).
+		if w := wcwidth(cp); w != 0 && !m.insert && b.x+w <= b.cols {
+			if row == nil {
+				row = b.row(b.y)
+			}
+			x := b.x
+			row[x] = cell{cp | uint32(w)<<widthShift | m.clink, m.fg, m.cbg}
+			if w == 2 {
+				row[x+1] = cell{m.clink, m.fg, m.cbg}
+			}
+			b.x = x + w
+			m.join = uint8(w << 1)
+			continue
+		}
+		m.printCP(cp)
+		row = nil
 	}
 	if started {
 		m.printEnd()
