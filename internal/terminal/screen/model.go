@@ -128,6 +128,19 @@ type Model struct {
 	comb      []string          // combined characters, indexed from cell content
 	combIndex map[string]uint32 // comb's entries by value
 	combLive  int               // entries alive after the last compaction
+	// combCache remembers recent joins (a cell's content and a combining
+	// mark, and the combined character they made) so that the same
+	// combined characters printed again need no string building and map
+	// lookup. Emptied when comb's indexes change (combGen counts it).
+	combCache [16]combJoin
+	combGen   uint32
+}
+
+// combJoin is one entry of Model.combCache: key is the cell's content (code
+// point or combined index) above the mark's code point.
+type combJoin struct {
+	key uint64
+	idx uint32
 }
 
 // New returns a Model of a terminal cols wide and rows high keeping up to
@@ -181,6 +194,8 @@ func (m *Model) fullReset() {
 	m.comb = m.comb[:0]
 	clear(m.combIndex)
 	m.combLive = 0
+	m.combCache = [len(m.combCache)]combJoin{}
+	m.combGen++
 	m.links = m.links[:0]
 }
 
@@ -604,27 +619,43 @@ func b2u8(v bool) uint8 {
 // addCodepoint is BufferLine.addCodepointToCell.
 func (m *Model) addCodepoint(c *cell, cp uint32, w int) {
 	content := c.c
-	var buf [maxCombined + 8]byte
-	switch {
-	case content&isCombined != 0:
-		s := m.comb[content&codeMask]
-		if len(s)+utf8.RuneLen(rune(cp)) <= maxCombined {
-			if idx, ok := m.newComb(utf8.AppendRune(append(buf[:0], s...), rune(cp))); ok {
-				content = content&^codeMask | idx
-			}
-		}
-	case content&codeMask != 0:
-		b := utf8.AppendRune(utf8.AppendRune(buf[:0], rune(content&codeMask)), rune(cp))
-		if idx, ok := m.newComb(b); ok {
-			content = content&^codeMask | isCombined | idx
-		}
-	default:
+	if content&contentMask == 0 {
 		content = content&linkMask | cp | 1<<widthShift
+	} else if idx, ok := m.combine(content, cp); ok {
+		content = content&^codeMask | isCombined | idx
 	}
 	if w != 0 {
 		content = content&^(3<<widthShift) | uint32(w)<<widthShift
 	}
 	c.c = content
+}
+
+// combine returns the index in comb of the characters of content (a code
+// point or a combined character) followed by the mark cp; false when the
+// mark is dropped (too long a character, or the table full).
+func (m *Model) combine(content, cp uint32) (uint32, bool) {
+	key := uint64(content&contentMask)<<32 | uint64(cp)
+	e := &m.combCache[(content*31+cp)%uint32(len(m.combCache))]
+	if e.key == key { // key is never 0: content is not empty
+		return e.idx, true
+	}
+	var buf [maxCombined + 8]byte
+	var b []byte
+	if content&isCombined != 0 {
+		s := m.comb[content&codeMask]
+		if len(s)+utf8.RuneLen(rune(cp)) > maxCombined {
+			return 0, false
+		}
+		b = utf8.AppendRune(append(buf[:0], s...), rune(cp))
+	} else {
+		b = utf8.AppendRune(utf8.AppendRune(buf[:0], rune(content&codeMask)), rune(cp))
+	}
+	gen := m.combGen
+	idx, ok := m.newComb(b)
+	if ok && gen == m.combGen { // else a compaction renumbered content's index
+		*e = combJoin{key, idx}
+	}
+	return idx, ok
 }
 
 // newComb stores a combined character and returns its index, or false when
@@ -681,6 +712,8 @@ func (m *Model) compactComb() {
 	visit(m.alt.cells)
 	m.comb = fresh
 	m.combLive = len(fresh)
+	m.combCache = [len(m.combCache)]combJoin{}
+	m.combGen++
 	clear(m.combIndex)
 	for i, s := range fresh {
 		m.combIndex[s] = uint32(i)
