@@ -85,9 +85,11 @@ type buffer struct {
 	tabs                    []bool
 	empty                   bool // alternate screen not in use (xterm.js clears its lines)
 
-	// fillRow is a line of fillCell cells that fill copies from.
-	fillRow  []cell
-	fillCell cell
+	// blankRow is a line of blank cells, and colorRow one of colorFill
+	// cells, that fill copies from.
+	blankRow  []cell
+	colorRow  []cell
+	colorFill cell
 }
 
 func newBuffer(cols, rows, scrollback int) *buffer {
@@ -103,9 +105,10 @@ func (b *buffer) alloc(cols, rows, slots int) {
 	b.cols, b.rows, b.slots = cols, rows, slots
 	b.cells = make([]cell, slots*cols)
 	fillLine(b.cells, nullCell)
-	b.fillRow = make([]cell, cols)
-	b.fillCell = nullCell
-	fillLine(b.fillRow, nullCell)
+	b.blankRow = make([]cell, cols)
+	fillLine(b.blankRow, nullCell)
+	b.colorRow = make([]cell, cols)
+	b.colorFill = cell{}
 	b.wrapped = make([]bool, slots)
 	b.ring = make([]int32, slots)
 	for i := range b.ring {
@@ -188,17 +191,25 @@ func fillLine(l []cell, fill cell) {
 	}
 }
 
-// fill sets the cells of l, at most a line, to fill in one copy from a line
-// kept filled: erasing is much of what full-screen programs do, and one
-// memmove of a line is several times faster than fillLine's doubling copies
-// (a call each). The line is refilled when the fill changes, which is rare:
-// it is the erase colour.
+// fill sets the cells of l, at most a line, to fill. Erasing is much of what
+// full-screen programs do, and one memmove from a line of such cells is
+// several times faster than fillLine's doubling copies (a call each): blank
+// cells come from blankRow; a coloured fill from colorRow when it is the
+// colour of the last whole line filled, so that a run of lines erased in one
+// colour is fast and alternating colours cost no more than fillLine.
 func (b *buffer) fill(l []cell, fill cell) {
-	if fill != b.fillCell {
-		fillLine(b.fillRow, fill)
-		b.fillCell = fill
+	switch fill {
+	case nullCell:
+		copy(l, b.blankRow)
+	case b.colorFill:
+		copy(l, b.colorRow)
+	default:
+		fillLine(l, fill)
+		if len(l) == len(b.colorRow) {
+			copy(b.colorRow, l)
+			b.colorFill = fill
+		}
 	}
-	copy(l, b.fillRow)
 }
 
 // rotate moves logical line from to position to (from > to: the lines in
