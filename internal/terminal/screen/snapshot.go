@@ -118,9 +118,10 @@ func (s *serializer) emitBuffer(b *buffer, from int) {
 // still to emit and the background colour in force when the wrap happened.
 func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
 	cols := len(l)
-	last := prev[cols-1]
-	first := l[0]
-	printable := first.hasContent() && first.width() > 0 && s.printable(first)
+	// The cells as emitCells sends them: what no output makes is a blank.
+	last := s.view(prev, cols-1)
+	first := s.view(l, 0)
+	printable := first.width() > 0 && !s.blank(l, 0)
 	if !last.hasContent() && last.width() == 1 && printable && first.width() == 2 &&
 		last.fg == first.fg && last.bg == first.bg && last.c&linkMask == first.c&linkMask {
 		// A wide character that did not fit: printing it at the last column
@@ -137,10 +138,19 @@ func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
 		// The terminal is not in the pending-wrap state: reprint the last
 		// glyph of prev, or a placeholder to erase afterwards.
 		switch {
+		case last.hasContent() && last.width() == 1 && cols >= 2 && prev[cols-2].width() == 2 && !s.blank(prev, cols-2):
+			// last covers the right half of a wide character (printed with
+			// autowrap off, see afterWide): printing it alone would blank
+			// the wide character, so reprint both the same way.
+			s.cha(cols - 2)
+			s.printCell(prev[cols-2])
+			s.dst = append(s.dst, "\x1b[?7l"...)
+			s.printCell(last)
+			s.dst = append(s.dst, "\x1b[?7h"...)
 		case last.hasContent() && last.width() == 1:
 			s.cha(cols - 1)
 			s.printCell(last)
-		case last.width() == 0 && cols >= 2 && prev[cols-2].width() == 2:
+		case last.width() == 0 && cols >= 2 && prev[cols-2].width() == 2 && !s.blank(prev, cols-2):
 			s.cha(cols - 2)
 			s.printCell(prev[cols-2])
 		default:
@@ -204,15 +214,15 @@ func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
 // blank with background fill.
 func (s *serializer) emitCells(l []cell, start int, fill uint32, cols int) {
 	for c := start; c < cols; {
-		cl := l[c]
-		if s.blank(l, c) {
+		cl := s.view(l, c)
+		if !cl.hasContent() {
 			// (A wide character cut by a resize at the last column cannot be
 			// printed there either.)
 			if cl.width() == 0 { // orphaned second half: left blank
 				c++
 				continue
 			}
-			if cl.fg != 0 || cl.bg&^colorBits != 0 || cl.c&linkMask != 0 {
+			if attrBlankCell(cl) {
 				c = s.attrBlank(l, c, fill)
 				continue
 			}
@@ -222,8 +232,11 @@ func (s *serializer) emitCells(l []cell, start int, fill uint32, cols int) {
 				continue
 			}
 			n := 1
-			for c+n < cols && s.blank(l, c+n) && l[c+n].width() == 1 && normColor(l[c+n].bg&colorBits) == bg &&
-				l[c+n].fg == 0 && l[c+n].bg&^colorBits == 0 && l[c+n].c&linkMask == 0 {
+			for c+n < cols {
+				nc := s.view(l, c+n)
+				if nc.hasContent() || nc.width() != 1 || attrBlankCell(nc) || normColor(nc.bg&colorBits) != bg {
+					break
+				}
 				n++
 			}
 			s.cha(c)
@@ -550,7 +563,7 @@ func blankLine(cols int) []cell {
 // that print. It returns the next cell to emit.
 func (s *serializer) attrBlank(l []cell, c int, fill uint32) int {
 	cols := len(l)
-	cl := l[c]
+	cl := s.sent(l, c)
 	if c+1 < cols {
 		s.cha(c)
 		s.dst = append(s.dst, "\u4e00"...) // a wide character over c, c+1
@@ -561,7 +574,7 @@ func (s *serializer) attrBlank(l []cell, c int, fill uint32) int {
 		s.dst = append(s.dst, 'X') // blanks c with cl's attributes
 		s.x = c + 2
 		// Cell c+1 now holds the X: emit it explicitly.
-		n := l[c+1]
+		n := s.view(l, c+1)
 		// A blank there is erased; if it has attributes too and ends the
 		// line, it gets only its background (doc.go: the last column's
 		// trick would undo this one).
@@ -586,7 +599,7 @@ func (s *serializer) attrBlank(l []cell, c int, fill uint32) int {
 	s.dst = append(s.dst, "\u4e00"...)
 	s.x = -1
 	s.cha(g)
-	prev := l[g]
+	prev := s.view(l, g)
 	if prev.hasContent() && prev.fg == cl.fg && prev.bg == cl.bg && prev.c&linkMask == cl.c&linkMask {
 		if prev.width() == 0 {
 			s.sgr(prev.fg, prev.bg, true) // join nothing
@@ -682,4 +695,32 @@ func rightHalfOK(l []cell, c int) bool {
 func (s *serializer) blank(l []cell, c int) bool {
 	cl := l[c]
 	return !cl.hasContent() || !s.printable(cl) || (cl.width() == 2 && (c == len(l)-1 || !rightHalfOK(l, c)))
+}
+
+// sent returns cell c of l as the snapshot recreates it: a cell no output
+// makes (see blank) becomes a blank with its attributes.
+func (s *serializer) sent(l []cell, c int) cell {
+	cl := l[c]
+	if cl.hasContent() && s.blank(l, c) {
+		return cell{nullContent | cl.c&linkMask, cl.fg, cl.bg}
+	}
+	return cl
+}
+
+// view returns cell c of l as the snapshot recreates it: as sent, except
+// that a blank with attributes just before another at the end of the line
+// gets its background only, as the last column's repair (attrBlank) leaves
+// it. Deciding that here makes the snapshot of the recreated line the same.
+func (s *serializer) view(l []cell, c int) cell {
+	cl := s.sent(l, c)
+	if cols := len(l); c == cols-2 && attrBlankCell(cl) && attrBlankCell(s.sent(l, cols-1)) {
+		return cell{c: nullContent, bg: cl.bg & colorBits}
+	}
+	return cl
+}
+
+// attrBlankCell reports whether c is a blank with attributes beyond its
+// background colour, which only attrBlank's repairs recreate.
+func attrBlankCell(c cell) bool {
+	return !c.hasContent() && c.width() == 1 && (c.fg != 0 || c.bg&^colorBits != 0 || c.c&linkMask != 0)
 }
