@@ -182,7 +182,7 @@ func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
 	if placeholderPrev && rows >= 2 {
 		s.dst = append(s.dst, "\x1b[A"...)
 		s.x = -1
-		if last.fg != 0 || last.bg&^colorBits != 0 {
+		if attrBlankCell(last) {
 			s.attrBlank(prev, cols-1, 0)
 		} else {
 			s.cha(cols - 1)
@@ -194,7 +194,7 @@ func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
 	}
 	if placeholderFirst {
 		s.x = -1
-		if !first.hasContent() && first.width() == 1 && (first.fg != 0 || first.bg&^colorBits != 0 || first.c&linkMask != 0) {
+		if attrBlankCell(first) {
 			start = s.attrBlank(l, 0, wrapBg)
 			s.x = -1
 		} else {
