@@ -578,10 +578,16 @@ func (s *serializer) attrBlank(l []cell, c int, fill uint32) int {
 		// A blank there is erased; if it has attributes too and ends the
 		// line, it gets only its background (doc.go: the last column's
 		// trick would undo this one).
-		if !n.hasContent() && n.width() == 1 && (n.fg == 0 && n.bg&^colorBits == 0 && n.c&linkMask == 0 || c+1 == cols-1) {
+		// An orphaned right half, which emitCells leaves blank, is
+		// erased as what a recreated line holds there: the fill.
+		bg := normColor(n.bg & colorBits)
+		if n.width() == 0 && !n.hasContent() {
+			n, bg = cell{c: nullContent}, fill
+		}
+		if !n.hasContent() && n.width() == 1 && (!attrBlankCell(n) || c+1 == cols-1) {
 			s.x = -1
 			s.cha(c + 1)
-			s.sgr(0, normColor(n.bg&colorBits), false)
+			s.sgr(0, bg, false)
 			s.dst = append(s.dst, "\x1b[X"...)
 			return c + 2
 		}
