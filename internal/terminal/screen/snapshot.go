@@ -123,7 +123,7 @@ func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
 	first := s.view(l, 0)
 	printable := first.width() > 0 && !s.blank(l, 0)
 	if !last.hasContent() && last.width() == 1 && printable && first.width() == 2 &&
-		last.fg == first.fg && last.bg == first.bg && last.c&linkMask == first.c&linkMask {
+		sameAttrs(last, first) {
 		// A wide character that did not fit: printing it at the last column
 		// wraps and blanks that column with its attributes, as it did.
 		s.cha(cols - 1)
@@ -289,15 +289,7 @@ func (s *serializer) printCell(cl cell) {
 
 // sgr brings the terminal's attributes to fg, bg.
 func (s *serializer) sgr(fg, bg uint32, force bool) {
-	fg, bg = normColor(fg), normColor(bg)
-	if ulStyle(bg) != 0 {
-		// A style without the flag (xterm.js shows it when DECRC dropped
-		// the flag but not the style) shows as underlined: same as SGR 4:N.
-		fg |= fgUnderline
-	}
-	if ulStyle(bg) == 1 { // SGR 4 either way
-		bg = withULStyle(bg, 0)
-	}
+	fg, bg = normAttrs(fg, bg)
 	if !force && fg == s.fg && bg == s.bg {
 		return
 	}
@@ -338,6 +330,29 @@ func (s *serializer) sgr(fg, bg uint32, force bool) {
 	d = appendColor(d, fg, 30, 90, 38)
 	d = appendColor(d, bg, 40, 100, 48)
 	s.dst = append(d, 'm')
+}
+
+// normAttrs returns attributes as sgr sends them: cells with the same
+// normalized attributes are recreated alike.
+func normAttrs(fg, bg uint32) (uint32, uint32) {
+	fg, bg = normColor(fg), normColor(bg)
+	if ulStyle(bg) != 0 {
+		// A style without the flag (xterm.js shows it when DECRC dropped
+		// the flag but not the style) shows as underlined: same as SGR 4:N.
+		fg |= fgUnderline
+	}
+	if ulStyle(bg) == 1 { // SGR 4 either way
+		bg = withULStyle(bg, 0)
+	}
+	return fg, bg
+}
+
+// sameAttrs reports whether cells a and b are recreated with the same
+// attributes and link.
+func sameAttrs(a, b cell) bool {
+	afg, abg := normAttrs(a.fg, a.bg)
+	bfg, bbg := normAttrs(b.fg, b.bg)
+	return afg == bfg && abg == bbg && a.c&linkMask == b.c&linkMask
 }
 
 func appendColor(d []byte, v uint32, base, bright, ext int) []byte {
@@ -418,18 +433,11 @@ func (s *serializer) bufferState(b *buffer, forceSave bool) {
 // by reprinting the glyph that ends the row.
 func (s *serializer) cursor(b *buffer) {
 	y := b.y
-	if s.m.origin {
-		if (b.y < b.scrollTop || b.y > b.scrollBottom) && b == s.m.normal && b.x < b.cols {
-			// In origin mode the cursor can be outside the scroll region
-			// only by coming back from the alternate screen, which passes
-			// its position on (unclamped): do the same.
-			s.dst = append(s.dst, "\x1b[?47h\x1b["...)
-			s.dst = strconv.AppendInt(s.dst, int64(b.y+1), 10)
-			s.dst = append(s.dst, ';')
-			s.dst = strconv.AppendInt(s.dst, int64(b.x+1), 10)
-			s.dst = append(s.dst, "H\x1b[?47l"...)
-			return
-		}
+	// In origin mode the cursor can be outside the scroll region only by
+	// coming back from the alternate screen, which passes its position on
+	// (unclamped): do the same.
+	viaAlt := s.m.origin && (b.y < b.scrollTop || b.y > b.scrollBottom) && b == s.m.normal
+	if s.m.origin && !viaAlt {
 		y -= b.scrollTop
 	}
 	x := b.x
@@ -444,11 +452,17 @@ func (s *serializer) cursor(b *buffer) {
 			pending = true
 		}
 	}
+	if viaAlt {
+		s.dst = append(s.dst, "\x1b[?47h"...)
+	}
 	s.dst = append(s.dst, "\x1b["...)
 	s.dst = strconv.AppendInt(s.dst, int64(y+1), 10)
 	s.dst = append(s.dst, ';')
 	s.dst = strconv.AppendInt(s.dst, int64(x+1), 10)
 	s.dst = append(s.dst, 'H')
+	if viaAlt {
+		s.dst = append(s.dst, "\x1b[?47l"...)
+	}
 	if pending {
 		if x == b.cols-1 && b.cols >= 2 && row[x-1].width() == 2 {
 			// The last glyph covers the right half of a wide character
@@ -606,7 +620,7 @@ func (s *serializer) attrBlank(l []cell, c int, fill uint32) int {
 	s.x = -1
 	s.cha(g)
 	prev := s.view(l, g)
-	if prev.hasContent() && prev.fg == cl.fg && prev.bg == cl.bg && prev.c&linkMask == cl.c&linkMask {
+	if prev.hasContent() && sameAttrs(prev, cl) {
 		if prev.width() == 0 {
 			s.sgr(prev.fg, prev.bg, true) // join nothing
 		}
