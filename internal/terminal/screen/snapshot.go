@@ -593,7 +593,8 @@ func (s *serializer) attrBlank(l []cell, c int, fill uint32) int {
 		// line, it gets only its background (doc.go: the last column's
 		// trick would undo this one).
 		// An orphaned right half, which emitCells leaves blank, is
-		// erased as what a recreated line holds there: the fill.
+		// erased as what a recreated line holds there: the fill (as
+		// below).
 		bg := normColor(n.bg & colorBits)
 		if n.width() == 0 && !n.hasContent() {
 			n, bg = cell{c: nullContent}, fill
@@ -642,7 +643,11 @@ func (s *serializer) attrBlank(l []cell, c int, fill uint32) int {
 		s.sgr(prev.fg, prev.bg, true)
 		s.printCell(prev)
 	} else {
-		s.sgr(0, normColor(prev.bg&colorBits), false)
+		bg := normColor(prev.bg & colorBits)
+		if prev.width() == 0 { // an orphaned right half: the fill, as above
+			bg = fill
+		}
+		s.sgr(0, bg, false)
 		s.dst = append(s.dst, "\x1b[X"...)
 	}
 	s.x = -1
