@@ -712,7 +712,7 @@ func rightHalfOK(l []cell, c int) bool {
 	if n.width() == 0 && !n.hasContent() {
 		return true
 	}
-	return c+1 == len(l)-1 && n.hasContent()
+	return c+1 == len(l)-1 && n.hasContent() && n.width() == 1 // (a wide one is not printed there)
 }
 
 // blank reports whether cell c of l is sent as a blank: it is one, or no
