@@ -81,6 +81,7 @@ func (s *serializer) emitBuffer(b *buffer, from int) {
 	cols, rows := b.cols, b.rows
 	s.x = 0
 	var prev []cell
+	prevFill := uint32(0)
 	for i := from; i < b.count; i++ {
 		l := b.line(i)
 		fill := uint32(0)
@@ -88,15 +89,16 @@ func (s *serializer) emitBuffer(b *buffer, from int) {
 		if i == from && b.wrapped[b.slot(i)] && rows >= 2 {
 			// Only a wrap marks a line wrapped, so wrap into row 1 from a
 			// dummy row 0 and delete that row.
-			start, _ = s.wrapInto(blankLine(cols), l, rows)
+			start, _ = s.wrapInto(blankLine(cols), l, 0, false, rows)
 			s.sgr(s.fg, 0, false)
 			s.dst = append(s.dst, "\x1b[H\x1b[M"...)
 			s.x = 0
 		} else if i > from {
 			if b.wrapped[b.slot(i)] {
 				var wrapBg uint32
-				start, wrapBg = s.wrapInto(prev, l, rows)
-				if i-from >= rows { // the wrap scrolled in a line filled with wrapBg
+				scrolled := i-from >= rows // the wrap scrolled in a line filled with wrapBg
+				start, wrapBg = s.wrapInto(prev, l, prevFill, scrolled, rows)
+				if scrolled {
 					fill = wrapBg
 				}
 			} else {
@@ -108,19 +110,22 @@ func (s *serializer) emitBuffer(b *buffer, from int) {
 			}
 		}
 		s.emitCells(l, start, fill, cols)
-		prev = l
+		prev, prevFill = l, fill
 	}
 }
 
 // wrapInto gets the terminal from the end of line prev onto the next line by
 // printing the first cell of l (or a placeholder) at the last column so that
-// xterm.js marks the new line as wrapped. It returns the first cell of l
-// still to emit and the background colour in force when the wrap happened.
-func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
+// xterm.js marks the new line as wrapped. prevFill is the background prev's
+// blanks were emitted on, and scrolled says whether the wrap scrolls in a
+// new line (filled with the background in force). It returns the first cell
+// of l still to emit and the background colour in force when the wrap
+// happened.
+func (s *serializer) wrapInto(prev, l []cell, prevFill uint32, scrolled bool, rows int) (int, uint32) {
 	cols := len(l)
 	// The cells as emitCells sends them: what no output makes is a blank.
-	last := s.view(prev, cols-1)
-	first := s.view(l, 0)
+	last := s.view(prev, cols-1, prevFill)
+	first := s.view(l, 0, 0) // (an orphan there is erased with its colour below)
 	printable := first.width() > 0 && !s.blank(l, 0)
 	if !last.hasContent() && last.width() == 1 && printable && first.width() == 2 &&
 		sameAttrs(last, first) {
@@ -195,7 +200,11 @@ func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
 	if placeholderFirst {
 		s.x = -1
 		if attrBlankCell(first) {
-			start = s.attrBlank(l, 0, wrapBg)
+			fill := uint32(0)
+			if scrolled {
+				fill = wrapBg
+			}
+			start = s.attrBlank(l, 0, fill)
 			s.x = -1
 		} else {
 			s.cha(0)
@@ -214,7 +223,7 @@ func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
 // blank with background fill.
 func (s *serializer) emitCells(l []cell, start int, fill uint32, cols int) {
 	for c := start; c < cols; {
-		cl := s.view(l, c)
+		cl := s.view(l, c, fill)
 		if !cl.hasContent() {
 			// (A wide character cut by a resize at the last column cannot be
 			// printed there either.)
@@ -233,7 +242,7 @@ func (s *serializer) emitCells(l []cell, start int, fill uint32, cols int) {
 			}
 			n := 1
 			for c+n < cols {
-				nc := s.view(l, c+n)
+				nc := s.view(l, c+n, fill)
 				if nc.hasContent() || nc.width() != 1 || attrBlankCell(nc) || normColor(nc.bg&colorBits) != bg {
 					break
 				}
@@ -588,21 +597,14 @@ func (s *serializer) attrBlank(l []cell, c int, fill uint32) int {
 		s.dst = append(s.dst, 'X') // blanks c with cl's attributes
 		s.x = c + 2
 		// Cell c+1 now holds the X: emit it explicitly.
-		n := s.view(l, c+1)
+		n := s.view(l, c+1, fill)
 		// A blank there is erased; if it has attributes too and ends the
 		// line, it gets only its background (doc.go: the last column's
 		// trick would undo this one).
-		// An orphaned right half, which emitCells leaves blank, is
-		// erased as what a recreated line holds there: the fill (as
-		// below).
-		bg := normColor(n.bg & colorBits)
-		if n.width() == 0 && !n.hasContent() {
-			n, bg = cell{c: nullContent}, fill
-		}
 		if !n.hasContent() && n.width() == 1 && (!attrBlankCell(n) || c+1 == cols-1) {
 			s.x = -1
 			s.cha(c + 1)
-			s.sgr(0, bg, false)
+			s.sgr(0, normColor(n.bg&colorBits), false)
 			s.dst = append(s.dst, "\x1b[X"...)
 			return c + 2
 		}
@@ -612,7 +614,7 @@ func (s *serializer) attrBlank(l []cell, c int, fill uint32) int {
 	// glyph that covers c-1 over it; the print's end repair blanks c with
 	// the attributes in force.
 	g := c - 1
-	if l[g].width() == 0 && g > 0 && l[g-1].width() == 2 {
+	if v := s.view(l, g, fill); v.width() == 0 && !v.hasContent() && g > 0 { // a wide character's right half
 		g--
 	}
 	s.x = -1
@@ -620,7 +622,7 @@ func (s *serializer) attrBlank(l []cell, c int, fill uint32) int {
 	s.dst = append(s.dst, "\u4e00"...)
 	s.x = -1
 	s.cha(g)
-	prev := s.view(l, g)
+	prev := s.view(l, g, fill)
 	if prev.hasContent() && sameAttrs(prev, cl) {
 		if prev.width() == 0 {
 			s.sgr(prev.fg, prev.bg, true) // join nothing
@@ -643,11 +645,7 @@ func (s *serializer) attrBlank(l []cell, c int, fill uint32) int {
 		s.sgr(prev.fg, prev.bg, true)
 		s.printCell(prev)
 	} else {
-		bg := normColor(prev.bg & colorBits)
-		if prev.width() == 0 { // an orphaned right half: the fill, as above
-			bg = fill
-		}
-		s.sgr(0, bg, false)
+		s.sgr(0, normColor(prev.bg&colorBits), false)
 		s.dst = append(s.dst, "\x1b[X"...)
 	}
 	s.x = -1
@@ -732,16 +730,28 @@ func (s *serializer) sent(l []cell, c int) cell {
 	return cl
 }
 
-// view returns cell c of l as the snapshot recreates it: as sent, except
-// that a blank with attributes just before another at the end of the line
-// gets its background only, as the last column's repair (attrBlank) leaves
-// it. Deciding that here makes the snapshot of the recreated line the same.
-func (s *serializer) view(l []cell, c int) cell {
+// view returns cell c of l as the snapshot recreates it on a line whose
+// blanks have background fill: as sent; an orphaned right half, which
+// emitCells leaves alone, as a blank of the fill; and a blank with
+// attributes just before another at the end of the line with its
+// background only, as the last column's repair (attrBlank) leaves it.
+// Deciding on these cells makes the snapshot of the recreated line the same.
+func (s *serializer) view(l []cell, c int, fill uint32) cell {
+	if s.orphan(l, c) {
+		return cell{c: nullContent, bg: fill}
+	}
 	cl := s.sent(l, c)
-	if cols := len(l); c == cols-2 && attrBlankCell(cl) && attrBlankCell(s.sent(l, cols-1)) {
+	if cols := len(l); c == cols-2 && attrBlankCell(cl) && !s.orphan(l, cols-1) && attrBlankCell(s.sent(l, cols-1)) {
 		return cell{c: nullContent, bg: cl.bg & colorBits}
 	}
 	return cl
+}
+
+// orphan reports whether cell c of l is an empty cell of width 0 that is
+// not the right half of a wide character the snapshot prints.
+func (s *serializer) orphan(l []cell, c int) bool {
+	cl := l[c]
+	return cl.width() == 0 && !cl.hasContent() && (c == 0 || l[c-1].width() != 2 || s.blank(l, c-1))
 }
 
 // attrBlankCell reports whether c is a blank with attributes beyond its
