@@ -228,6 +228,16 @@ func (b *buffer) rotate(from, to int) {
 	b.ring[b.ringIndex(to)] = s
 }
 
+// shiftLines moves the line at logical index from to index to, n times,
+// blanking it to fill each time: n lines scroll out at from and blank ones
+// come in at to, the lines in between moving towards from.
+func (b *buffer) shiftLines(from, to, n int, fill cell) {
+	for ; n > 0; n-- {
+		b.rotate(from, to)
+		b.blank(to, fill)
+	}
+}
+
 // blank clears logical line i to fill and unwraps it.
 func (b *buffer) blank(i int, fill cell) {
 	s := b.slot(i)

@@ -66,16 +66,10 @@ func (m *Model) csiDispatch(final byte) {
 			deleteCells(b.row(b.y), b.x, m.p1(), m.eraseCell())
 		case 'S': // scrollUp
 			ybase := b.ybase()
-			for n := min(m.p1(), b.rows); n > 0; n-- {
-				b.rotate(ybase+b.scrollTop, ybase+b.scrollBottom)
-				b.blank(ybase+b.scrollBottom, m.eraseCell())
-			}
+			b.shiftLines(ybase+b.scrollTop, ybase+b.scrollBottom, min(m.p1(), b.rows), m.eraseCell())
 		case 'T': // scrollDown: xterm.js fills with the default attributes
 			ybase := b.ybase()
-			for n := min(m.p1(), b.rows); n > 0; n-- {
-				b.rotate(ybase+b.scrollBottom, ybase+b.scrollTop)
-				b.blank(ybase+b.scrollTop, cell{c: nullContent})
-			}
+			b.shiftLines(ybase+b.scrollBottom, ybase+b.scrollTop, min(m.p1(), b.rows), nullCell)
 		case 'X': // eraseChars
 			m.restrictCursor(b.cols - 1)
 			b.replaceCells(b.row(b.y), b.x, b.x+m.p1(), m.eraseCell())
@@ -224,33 +218,25 @@ func (m *Model) eraseInLine(mode int) {
 	}
 }
 
-func (m *Model) insertLines(n int) {
-	b := m.active
-	m.restrictCursor(b.cols - 1)
-	if b.y > b.scrollBottom || b.y < b.scrollTop {
-		return
-	}
-	ybase := b.ybase()
-	n = min(n, b.scrollBottom-b.y+1)
-	for ; n > 0; n-- {
-		b.rotate(ybase+b.scrollBottom, ybase+b.y)
-		b.blank(ybase+b.y, m.eraseCell())
-	}
-	b.x = 0
-}
+// insertLines and deleteLines are InputHandler.insertLines and deleteLines:
+// n blank lines appear at the cursor's row or the scroll region's bottom,
+// the lines in between moving down or up.
+func (m *Model) insertLines(n int) { m.insertDeleteLines(n, true) }
 
-func (m *Model) deleteLines(n int) {
+func (m *Model) deleteLines(n int) { m.insertDeleteLines(n, false) }
+
+func (m *Model) insertDeleteLines(n int, insert bool) {
 	b := m.active
 	m.restrictCursor(b.cols - 1)
 	if b.y > b.scrollBottom || b.y < b.scrollTop {
 		return
 	}
 	ybase := b.ybase()
-	n = min(n, b.scrollBottom-b.y+1)
-	for ; n > 0; n-- {
-		b.rotate(ybase+b.y, ybase+b.scrollBottom)
-		b.blank(ybase+b.scrollBottom, m.eraseCell())
+	from, to := ybase+b.y, ybase+b.scrollBottom
+	if insert {
+		from, to = to, from
 	}
+	b.shiftLines(from, to, min(n, b.scrollBottom-b.y+1), m.eraseCell())
 	b.x = 0
 }
 

@@ -1180,8 +1180,7 @@ func (m *Model) reverseIndex() {
 	m.restrictCursor(b.cols - 1)
 	if b.y == b.scrollTop {
 		ybase := b.ybase()
-		b.rotate(ybase+b.scrollBottom, ybase+b.scrollTop)
-		b.blank(ybase+b.scrollTop, m.eraseCell())
+		b.shiftLines(ybase+b.scrollBottom, ybase+b.scrollTop, 1, m.eraseCell())
 	} else {
 		b.y--
 		m.restrictCursor(b.cols - 1)
