@@ -737,6 +737,16 @@ func (s *serializer) sent(l []cell, c int) cell {
 // background only, as the last column's repair (attrBlank) leaves it.
 // Deciding on these cells makes the snapshot of the recreated line the same.
 func (s *serializer) view(l []cell, c int, fill uint32) cell {
+	// Most of a screen, as it is, without the calls below.
+	if cl := l[c]; cl.width() == 1 {
+		if cp := cl.c & contentMask; cp-0x20 < 0x7f-0x20 || cp == 0 && c != len(l)-2 {
+			return cl // printable ASCII, or a blank not before the last column
+		}
+	}
+	return s.viewSlow(l, c, fill)
+}
+
+func (s *serializer) viewSlow(l []cell, c int, fill uint32) cell {
 	if s.orphan(l, c) {
 		return cell{c: nullContent, bg: fill}
 	}
