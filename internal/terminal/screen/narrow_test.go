@@ -139,7 +139,9 @@ func TestNarrowFixedPoints(t *testing.T) {
 	from, _ := strconv.ParseUint(os.Getenv("NARROW_FROM"), 10, 64)
 	secs, _ := strconv.Atoi(os.Getenv("NARROW_SECONDS"))
 	deadline := time.Now().Add(time.Duration(secs) * time.Second)
-	for seed := from; seed < from+2000 || time.Now().Before(deadline); seed++ {
+	seed := from
+	defer func() { t.Logf("seeds %d to %d", from, seed) }()
+	for ; seed < from+2000 || time.Now().Before(deadline); seed++ {
 		k := genNarrow(seed)
 		res := k.run()
 		if res == "" {
