@@ -86,7 +86,8 @@ type buffer struct {
 	empty                   bool // alternate screen not in use (xterm.js clears its lines)
 
 	// blankRow is a line of blank cells, and colorRow one of colorFill
-	// cells, that fill copies from.
+	// cells, that fill copies from (colorFill is cell{}, never a fill,
+	// until a whole line is filled with a colour).
 	blankRow  []cell
 	colorRow  []cell
 	colorFill cell

@@ -107,7 +107,8 @@
 //
 // A cell is 12 bytes; each line also costs 5 bytes (wrap flag, ring index).
 // A Model of cols x rows with scrollback lines holds
-// 12 x cols x (2 x rows + scrollback) bytes of cells, allocated by New and
+// 12 x cols x (2 x rows + scrollback + 4) bytes of cells (the 4: lines of
+// blanks and of a colour that erasing copies from), allocated by New and
 // Resize and never grown: 80x24 with 1,000 lines of scrollback is about
 // 1.0 MB, 200x50 with 1,000 lines about 2.6 MB. The combined-character table
 // holds at most 65,536 entries of at most 64 bytes (reached only by streams
