@@ -17,14 +17,18 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// runWorker runs the example worker on urls until ctx ends.
+func runWorker(ctx context.Context, t *testing.T, step time.Duration, urls ...string) struct{} {
+	newWorker(testkit.Token(t, "worker-1", "agent"), "remote-summarizer", step).run(ctx, urls)
+	return struct{}{}
+}
+
 // The example worker serves a real operation end to end.
 func TestExampleWorker(t *testing.T) {
 	n := testkit.Start(t, nil, nil)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, n.WS+"/ws/agent-worker", testkit.Token(t, "worker-1", "agent"), "remote-summarizer", 10*time.Millisecond)
-	}()
+	done := make(chan struct{}, 1)
+	go func() { done <- runWorker(ctx, t, 10*time.Millisecond, n.WS+"/ws/agent-worker") }()
 	defer func() {
 		cancel()
 		<-done
@@ -61,10 +65,8 @@ func TestExampleWorker(t *testing.T) {
 func TestExampleWorkerChat(t *testing.T) {
 	n := testkit.Start(t, nil, nil)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, n.WS+"/ws/agent-worker", testkit.Token(t, "worker-1", "agent"), "remote-summarizer", 10*time.Millisecond)
-	}()
+	done := make(chan struct{}, 1)
+	go func() { done <- runWorker(ctx, t, 10*time.Millisecond, n.WS+"/ws/agent-worker") }()
 	defer func() {
 		cancel()
 		<-done
@@ -121,5 +123,49 @@ func TestExampleWorkerChat(t *testing.T) {
 	}
 	if !strings.Contains(events[2], `"name":"tether.input_request"`) || !strings.Contains(events[3], `"name":"tether.input_answered"`) {
 		t.Fatalf("events %v", events)
+	}
+}
+
+// The node the example worker is connected to shuts down mid-operation:
+// the worker reconnects to the next URL, another node, reclaims the
+// operation and finishes it, with nothing lost or doubled.
+func TestExampleWorkerReclaims(t *testing.T) {
+	a, b := testkit.StartTwo(t, testkit.Config(t), testkit.Config(t))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 1)
+	// On node-b first: the operation runs there.
+	go func() {
+		done <- runWorker(ctx, t, 200*time.Millisecond, b.WS+"/ws/agent-worker", a.WS+"/ws/agent-worker")
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	ui := testkit.Dial(t, a.WS+"/ws/agent-guidance", testkit.Bearer(testkit.Token(t, "alice")))
+	testkit.Eventually(t, "the worker to register", func() bool {
+		ui.Send(map[string]any{"type": "start_operation", "operation_id": "ex-1", "agent_id": "remote-summarizer", "operation_type": "summarize", "input": map[string]any{"text": "hello tether world"}})
+		return ui.Read()["type"] == "operation_started"
+	})
+	var got []string
+	for {
+		m := ui.Read()
+		if m["operation_id"] != "ex-1" {
+			continue
+		}
+		got = append(got, fmt.Sprintf("%v#%v", m["type"], m["seq"]))
+		if m["type"] == "operation_progress" && len(got) == 1 {
+			b.Stop() // mid-operation
+		}
+		if m["type"] == "operation_completed" || m["type"] == "operation_failed" {
+			if res, _ := m["result"].(map[string]any); res["words"] != float64(3) {
+				t.Fatalf("final = %v", m)
+			}
+			break
+		}
+	}
+	want := "[operation_progress#2 operation_log#3 operation_log#4 operation_progress#5 operation_progress#6 operation_log#7 operation_completed#8]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("events %v, want %s", got, want)
 	}
 }

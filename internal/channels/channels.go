@@ -12,7 +12,6 @@ package channels
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -129,8 +128,14 @@ type Hub struct {
 	mu   sync.RWMutex
 	subs map[string]map[Subscriber]struct{}
 
-	cons jetstream.Consumer
-	cc   jetstream.ConsumeContext
+	// Following the stream (follow.go): owned by the follow goroutine
+	// once NewHub returns.
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	from   uint64 // stream sequence of the next message to deliver
+	cons   jetstream.Consumer
+	it     jetstream.MessagesContext
 }
 
 // NewHub creates or updates the message stream and starts following it.
@@ -138,7 +143,7 @@ func NewHub(ctx context.Context, bb *backbone.Backbone, cfg HubConfig) (*Hub, er
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	_, err := bb.EnsureStream(ctx, jetstream.StreamConfig{
+	st, err := bb.EnsureStream(ctx, jetstream.StreamConfig{
 		Name:        StreamName,
 		Description: "Tether channel messages",
 		Subjects:    []string{SubjectPrefix + ">"},
@@ -152,43 +157,22 @@ func NewHub(ctx context.Context, bb *backbone.Backbone, cfg HubConfig) (*Hub, er
 	if err != nil {
 		return nil, err
 	}
-	h := &Hub{js: bb.JS, bb: bb, log: cfg.Logger, subs: map[string]map[Subscriber]struct{}{}}
-	cons, err := bb.JS.OrderedConsumer(ctx, StreamName, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{SubjectPrefix + ">"},
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
-	})
+	h := &Hub{js: bb.JS, bb: bb, log: cfg.Logger, subs: map[string]map[Subscriber]struct{}{}, done: make(chan struct{})}
+	// Messages stored from now on are delivered (DeliverNew, but with a
+	// sequence to resume from should the consumer be lost before the
+	// first one).
+	info, err := st.Info(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("follow stream %s: %w", StreamName, err)
 	}
-	h.cons = cons
-	h.cc, err = cons.Consume(h.dispatch, jetstream.PullExpiry(backbone.PullExpiry), jetstream.PullHeartbeat(backbone.PullHeartbeat), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
-			cfg.Logger.Warn("channel consumer", "err", err)
-		}
-	}))
-	if err != nil {
-		return nil, fmt.Errorf("consume stream %s: %w", StreamName, err)
+	h.from = info.State.LastSeq + 1
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	if err := h.open(ctx); err != nil {
+		h.cancel()
+		return nil, err
 	}
+	go h.follow()
 	return h, nil
-}
-
-// Close stops following the stream.
-func (h *Hub) Close() {
-	if h.cc != nil {
-		h.cc.Stop()
-		<-h.cc.Closed()
-	}
-	// The library leaves a stopped ordered consumer on the server for its
-	// inactivity threshold; on a shared cluster every restart would leave
-	// one behind.
-	if h.cons == nil {
-		return
-	}
-	if info := h.cons.CachedInfo(); info != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = h.js.DeleteConsumer(ctx, StreamName, info.Name)
-	}
 }
 
 // Publish stores a message on channel and returns its seq once JetStream
@@ -255,26 +239,20 @@ func (h *Hub) Subscribers(channel string) int {
 	return len(h.subs[channel])
 }
 
-func (h *Hub) dispatch(m jetstream.Msg) {
+// dispatch delivers message m (stream sequence seq) to the local
+// subscribers of its channel.
+func (h *Hub) dispatch(m jetstream.Msg, seq uint64) {
 	channel := m.Headers().Get(headerChannel)
 	h.mu.RLock()
+	defer h.mu.RUnlock()
 	set := h.subs[channel]
 	if len(set) == 0 {
-		h.mu.RUnlock()
 		return
 	}
-	h.mu.RUnlock()
-	meta, err := m.Metadata()
-	if err != nil {
-		h.log.Warn("channel message without metadata", "err", err)
-		return
-	}
-	frame := Encode(channel, m.Headers().Get(headerFrom), m.Data(), meta.Sequence.Stream)
-	h.mu.RLock()
-	for s := range h.subs[channel] {
+	frame := Encode(channel, m.Headers().Get(headerFrom), m.Data(), seq)
+	for s := range set {
 		s.Deliver(frame)
 	}
-	h.mu.RUnlock()
 }
 
 // Encode builds the {"type":"message",…} frame once for all subscribers.

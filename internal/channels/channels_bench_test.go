@@ -58,7 +58,7 @@ func BenchmarkDispatch(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				h.dispatch(m)
+				h.dispatch(m, 42)
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/delivery")
 			if got := subs[n-1].n.Load(); got == 0 {

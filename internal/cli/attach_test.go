@@ -196,6 +196,40 @@ func TestAttachResumesAfterDrop(t *testing.T) {
 	_ = stderr
 }
 
+// A read-only attach (--view) resumes after a dropped connection the same
+// way: the screen is repainted from a snapshot, with what was printed
+// meanwhile once, and nothing typed locally reaches the program.
+func TestAttachViewResumesAfterDrop(t *testing.T) {
+	n := testkit.Start(t, nil, nil)
+	createMilestone(t, n, "catv", "sh", "-c", "stty -echo; echo ready; exec cat")
+	proxy := newProxy(t, n.Server.Listener.Addr().String())
+	master, scr, code, _ := attachOnPTYWith(t, true, "catv", "--view", "--server", "http://"+proxy.addr, "--token", testkit.Token(t, "alice"))
+	testkit.Eventually(t, "ready", func() bool { return strings.Contains(scr.String(), "ready") })
+	other := testkit.Dial(t, n.WS+"/api/milestones/catv/terminal?since=0", testkit.Bearer(testkit.Token(t, "alice")))
+	other.Send(map[string]any{"type": "input", "data": "one\n"})
+	testkit.Eventually(t, "one", func() bool { return strings.Contains(scr.String(), "one\r\n") })
+
+	proxy.cut()
+	other.Send(map[string]any{"type": "input", "data": "two\n"})
+	testkit.Eventually(t, "two after the reconnect", func() bool { return strings.Contains(scr.String(), "two\r\n") })
+	if _, err := master.Write([]byte("typed locally\r")); err != nil {
+		t.Fatal(err)
+	}
+	other.Send(map[string]any{"type": "input", "data": "three\n"})
+	want := "ready\none\ntwo\nthree\n"
+	testkit.Eventually(t, "the repainted screen", func() bool {
+		return strings.HasPrefix(scr.model(100, 30).Text(), want)
+	})
+	if !strings.Contains(scr.String(), "[connection lost") {
+		t.Fatalf("no status line on the terminal: %q", scr.String())
+	}
+	if strings.Contains(scr.model(100, 30).Text(), "typed locally") {
+		t.Fatalf("a view-only attach sent input:\n%s", scr.model(100, 30).Text())
+	}
+	_, _ = master.Write([]byte{cli.DetachKey})
+	waitExit(t, code)
+}
+
 // model feeds everything the terminal received to a screen model.
 func (s *screen) model(cols, rows int) *vtscreen.Model {
 	m := vtscreen.New(cols, rows, 1000)

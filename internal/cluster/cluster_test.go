@@ -101,10 +101,12 @@ func TestUserCounterAcrossNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(a.Close)
 	b, err := NewUserCounter(ctx, bb, "b", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(b.Close)
 	if !a.Acquire("alice@example.com", 2) || !b.Acquire("alice@example.com", 2) {
 		t.Fatal("first two refused")
 	}
@@ -115,6 +117,12 @@ func TestUserCounterAcrossNodes(t *testing.T) {
 		t.Fatal("another user refused")
 	}
 	a.Release("alice@example.com")
+	for deadline := time.Now().Add(10 * time.Second); !a.Idle(); {
+		if time.Now().After(deadline) {
+			t.Fatal("the release was never written")
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition, bounded above
+	}
 	if !b.Acquire("alice@example.com", 2) {
 		t.Fatal("freed slot refused")
 	}

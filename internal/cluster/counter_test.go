@@ -55,6 +55,7 @@ func exactCount(t *testing.T, bbs []*backbone.Backbone) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(u.Close)
 		counters = append(counters, u)
 	}
 	const user, limit = "alice", 10
@@ -78,7 +79,16 @@ func exactCount(t *testing.T, bbs []*backbone.Backbone) {
 		}
 	}
 	wg.Wait()
-	// Back to 0: a limit of 10 admits 10 again.
+	// Releases are written in the background: once every node has written
+	// its count, a limit of 10 admits 10 again.
+	testkit.Eventually(t, "the releases written", func() bool {
+		for _, u := range counters {
+			if !u.Idle() {
+				return false
+			}
+		}
+		return true
+	})
 	admitExactly(t, counters, user, limit, limit)
 	if strings.Contains(logs.String(), "level=WARN") {
 		t.Fatalf("warnings:\n%s", logs.String())

@@ -17,16 +17,19 @@ import (
 func TestDrain(t *testing.T) {
 	nc := startNATSCluster(t)
 	cfg := tickerConfig(t)
-	a := startTether(t, nc, "a", "127.0.0.2", "--config", cfg, "--drain-timeout", "6s")
-	b := startTether(t, nc, "b", "127.0.0.3", "--config", cfg, "--drain-timeout", "6s")
+	// A death is not what this test is about: with the tests' 200 ms
+	// heartbeat, the default dead-after (600 ms) is shorter than a
+	// heartbeat write can take on a busy machine, and the draining node,
+	// declared dead, would have its work failed by the other.
+	a := startTether(t, nc, "a", "127.0.0.2", "--config", cfg, "--drain-timeout", "6s", "--cluster-dead-after", "5s")
+	b := startTether(t, nc, "b", "127.0.0.3", "--config", cfg, "--drain-timeout", "6s", "--cluster-dead-after", "5s")
 	admin := testkit.Token(t, "ops", "admin")
 	startOp(t, a, admin, "drained-op", 40) // 2 s of progress
 	run, others := runner(t, a, admin, "drained-op", a, b)
 	other := others[0]
 
 	// A terminal on the node to drain, with a client attached through the
-	// other node (its own clients are closed with 1001 at the shutdown,
-	// like every WebSocket client of a node going away).
+	// other node and one on the node itself.
 	if status, body := testkit.PostJSON(t, run.HTTP+"/api/milestones", admin, map[string]any{"id": "drained-term", "command": []string{"sleep", "100"}}); status != 201 {
 		t.Fatalf("create: %d %v", status, body)
 	}
@@ -35,6 +38,10 @@ func TestDrain(t *testing.T) {
 	}
 	term := testkit.Dial(t, other.WS+"/api/milestones/drained-term/terminal", testkit.Bearer(admin))
 	if st := term.Expect("status"); st["state"] != "running" {
+		t.Fatalf("status = %v", st)
+	}
+	local := testkit.Dial(t, run.WS+"/api/milestones/drained-term/terminal", testkit.Bearer(admin))
+	if st := local.Expect("status"); st["state"] != "running" {
 		t.Fatalf("status = %v", st)
 	}
 	w := &watcher{t: t, tok: admin, id: "drained-op"}
@@ -69,20 +76,29 @@ func TestDrain(t *testing.T) {
 	if w.final["type"] != "operation_completed" || w.final["result"] != "ticked" {
 		t.Fatalf("final = %v, want the operation completed through the drain", w.final)
 	}
-	// The terminal outlives the drain: its client is told node_down.
+	// The terminal outlives the drain: its clients are told node_down,
+	// on the other node and on this one.
+	expectNodeDown(t, "local", local)
+	expectNodeDown(t, "relayed", term)
+}
+
+// expectNodeDown reads a terminal client's frames up to its node_down error
+// and close: never an exit the program did not make.
+func expectNodeDown(t *testing.T, what string, c *testkit.Client) {
+	t.Helper()
 	for {
-		m := term.Read()
+		m := c.Read()
 		if m["type"] == "exit" {
-			t.Fatalf("the terminal's client was told the program exited: %v", m)
+			t.Fatalf("the terminal's %s client was told the program exited: %v", what, m)
 		}
 		if m["type"] == "error" {
 			if m["code"] != "node_down" {
-				t.Fatalf("error = %v, want node_down", m)
+				t.Fatalf("%s client: error = %v, want node_down", what, m)
 			}
 			break
 		}
 	}
-	if reason := term.ExpectClose(4004); reason != "node_down" {
-		t.Fatalf("close reason %q", reason)
+	if reason := c.ExpectClose(4004); reason != "node_down" {
+		t.Fatalf("%s client: close reason %q", what, reason)
 	}
 }

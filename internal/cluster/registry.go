@@ -130,8 +130,12 @@ func Join(ctx context.Context, bb *backbone.Backbone, self Node, opts Options, l
 		return nil, err
 	}
 	// The watch delivers every current key first, then each change as it
-	// happens; it resumes by itself after a reconnect.
-	w, err := kv.WatchAll(ctx)
+	// happens; it resumes by itself after a reconnect. It lives until
+	// Leave (follow stops it), not as long as ctx, which only bounds the
+	// join: a watch bound to it stopped with it, and a node whose ctx
+	// ended (a test node's start timeout, or the signal that began a
+	// drain) no longer saw any node go down.
+	w, err := kv.WatchAll(context.WithoutCancel(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("watch bucket %s: %w", NodesBucket, err)
 	}

@@ -92,6 +92,9 @@ type Config struct {
 	OperationInputTimeout    time.Duration
 	MaxOperationEvent        int64
 	OperationKillGrace       time.Duration
+	// WorkerGrace is how long a remote worker's running operations wait
+	// for it to reconnect and reclaim them before they fail (0: at once).
+	WorkerGrace time.Duration
 
 	TerminalCommand           []string
 	TerminalRingSize          int64
@@ -174,6 +177,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.Var((*sizeValue)(&c.MaxAGUIInput), "max-agui-input", "largest RunAgentInput the AG-UI endpoint takes (its message history grows)")
 	fs.Var((*sizeValue)(&c.MaxOperationEvent), "max-operation-event", "largest single event (stdout line or worker message) from an agent")
 	fs.DurationVar(&c.OperationKillGrace, "operation-kill-grace", c.OperationKillGrace, "time a cancelled agent has to stop before SIGKILL (workers: before the operation is cancelled without them)")
+	fs.DurationVar(&c.WorkerGrace, "worker-grace", c.WorkerGrace, "how long a remote worker's running operations outlive its connection (a network drop, its node's restart or death), waiting for it to reconnect to any node and reclaim them, before they fail with agent_disconnected (0: at once)")
 	fs.Var((*listValue)(&c.TerminalCommand), "terminal-command", "comma-separated argv of a milestone created without a command")
 	fs.Var((*sizeValue)(&c.TerminalRingSize), "terminal-ring-size", "recent output each terminal keeps for reconnecting clients")
 	fs.Var((*sizeValue)(&c.TerminalRecordingMaxBytes), "terminal-recording-max-bytes", "size cap of each terminal recording (asciicast)")
@@ -225,6 +229,7 @@ func Defaults() *Config {
 		OperationInputTimeout:    time.Hour,
 		MaxOperationEvent:        64 << 10,
 		OperationKillGrace:       5 * time.Second,
+		WorkerGrace:              30 * time.Second,
 
 		TerminalCommand:           []string{"/bin/sh"},
 		TerminalRingSize:          1 << 20,
@@ -436,6 +441,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DrainTimeout < 0 {
 		errs = append(errs, errors.New("drain-timeout must not be negative"))
+	}
+	if c.WorkerGrace < 0 {
+		errs = append(errs, errors.New("worker-grace must not be negative"))
 	}
 	if c.MaxMessageSize < 1024 {
 		errs = append(errs, errors.New("max-message-size must be at least 1KiB"))

@@ -103,3 +103,20 @@ func TestValueErrorsSayTheExpectedForm(t *testing.T) {
 		t.Fatalf("--dev: %v", err)
 	}
 }
+
+// The flags' help prints every flag with its default, without the flag
+// package's "panic calling String method" for the wrapped values.
+func TestHelpPrintsEveryFlag(t *testing.T) {
+	fs := config.Defaults().FlagSet("serve")
+	var out strings.Builder
+	fs.SetOutput(&out)
+	fs.PrintDefaults()
+	if strings.Contains(out.String(), "panic") {
+		t.Fatalf("help:\n%s", out.String())
+	}
+	for _, want := range []string{"-idle-timeout value\n", "(default 1m0s)", "-terminal-ring-size value\n", "(default 1MiB)", "-dev\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("help lacks %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -32,6 +32,15 @@ type explained struct {
 	want string
 }
 
+// String is safe on the zero explained, which flag.PrintDefaults makes to
+// tell whether a default is worth printing (every default is then shown).
+func (e explained) String() string {
+	if e.Value == nil {
+		return ""
+	}
+	return e.Value.String()
+}
+
 func (e explained) Set(s string) error {
 	if err := e.Value.Set(s); err != nil {
 		return &valueError{value: s, want: e.want}

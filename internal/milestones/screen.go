@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/tether-dev/tether/internal/backbone"
 	"github.com/tether-dev/tether/internal/httpapi"
 	"github.com/tether-dev/tether/internal/protocol"
 	"github.com/tether-dev/tether/internal/terminal"
@@ -132,7 +133,10 @@ func (s *Service) hostScreen(m *nats.Msg) {
 		if code != "" {
 			h.Set(hdrCode, code)
 		}
-		_ = m.RespondMsg(&nats.Msg{Header: h, Data: data})
+		// A screen may be larger than a NATS message: it goes in parts.
+		if err := backbone.RespondLarge(s.nc, m, h, data); err != nil {
+			s.log.Warn("answer a screen request", "err", err)
+		}
 	}
 	var req screenRequest
 	if err := json.Unmarshal(m.Data, &req); err != nil || !protocol.ValidID(req.ID) {
@@ -172,19 +176,19 @@ func (s *Service) remoteScreen(ctx context.Context, node, id string, text bool) 
 	b, _ := json.Marshal(screenRequest{ID: id, Text: text})
 	ctx, cancel := context.WithTimeout(ctx, relayTimeout)
 	defer cancel()
-	msg, err := s.nc.RequestWithContext(ctx, subject(node, "screen"), b)
+	hdr, data, err := backbone.RequestLarge(ctx, s.nc, subject(node, "screen"), b)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
 		return nil, errNodeDown
 	case err != nil:
 		return nil, fmt.Errorf("screen of %s from %s: %w", id, node, err)
 	}
-	switch msg.Header.Get(hdrCode) {
+	switch hdr.Get(hdrCode) {
 	case "":
 	case protocol.CodeNotRunning:
 		return nil, errNotRunning
 	default:
-		return nil, fmt.Errorf("screen of %s from %s: %s", id, node, msg.Header.Get(hdrCode))
+		return nil, fmt.Errorf("screen of %s from %s: %s", id, node, hdr.Get(hdrCode))
 	}
 	var sc Screen
 	if text {
@@ -192,13 +196,13 @@ func (s *Service) remoteScreen(ctx context.Context, node, id string, text bool) 
 			Size TermSize `json:"size"`
 			Text string   `json:"text"`
 		}
-		if err := json.Unmarshal(msg.Data, &t); err != nil {
+		if err := json.Unmarshal(data, &t); err != nil {
 			return nil, fmt.Errorf("screen of %s from %s: %w", id, node, err)
 		}
 		sc.Size, sc.text = t.Size, t.Text
 		return &sc, nil
 	}
-	if err := json.Unmarshal(msg.Data, &sc); err != nil {
+	if err := json.Unmarshal(data, &sc); err != nil {
 		return nil, fmt.Errorf("screen of %s from %s: %w", id, node, err)
 	}
 	return &sc, nil

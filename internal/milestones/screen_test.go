@@ -2,7 +2,6 @@ package milestones_test
 
 import (
 	"bytes"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,74 +11,6 @@ import (
 	"github.com/tether-dev/tether/internal/terminal/screen"
 	"github.com/tether-dev/tether/internal/testkit"
 )
-
-// vt is a terminal client that renders what it receives in a screen model,
-// following the documented protocol: a replay with start resets the
-// terminal at the size last told (status or size) and writes the snapshot;
-// size resizes it (followSize) or is ignored by a client that keeps its own
-// size (the web console's way).
-type vt struct {
-	*term
-	m          *screen.Model
-	cols, rows int
-	followSize bool
-	replays    int
-}
-
-func newVT(t *testing.T, n *testkit.Node, id, query string, followSize bool) *vt {
-	v := &vt{term: attach(t, n, id, alice(t), query), followSize: followSize}
-	st := v.Expect("status")
-	v.cols, v.rows = int(st["cols"].(float64)), int(st["rows"].(float64))
-	v.m = screen.New(v.cols, v.rows, 1000)
-	return v
-}
-
-// keepSize makes the client keep its own size, as the console does: it
-// resizes its terminal and asks the server for that size.
-func (v *vt) keepSize(cols, rows int) {
-	v.cols, v.rows = cols, rows
-	v.m.Resize(cols, rows)
-	v.Send(map[string]any{"type": "resize", "cols": cols, "rows": rows})
-}
-
-// step handles one frame and returns it.
-func (v *vt) step() map[string]any {
-	v.t.Helper()
-	m := v.Read()
-	switch m["type"] {
-	case "size":
-		if v.followSize {
-			v.cols, v.rows = int(m["cols"].(float64)), int(m["rows"].(float64))
-			v.m.Resize(v.cols, v.rows)
-		}
-	case "replay", "output":
-		data := m["data"].(string)
-		if m["encoding"] == "base64" {
-			b, _ := base64.StdEncoding.DecodeString(data)
-			data = string(b)
-		}
-		if m["type"] == "replay" && m["start"] != nil {
-			v.replays++
-			if m["start"] != m["offset"] {
-				v.t.Fatalf("replay start %v != offset %v", m["start"], m["offset"])
-			}
-			v.m = screen.New(v.cols, v.rows, 1000)
-		}
-		v.m.Write([]byte(data))
-		v.offset = int64(m["offset"].(float64))
-	case "error":
-		v.t.Fatalf("error %v", m)
-	}
-	return m
-}
-
-// upTo reads until the client has every byte up to offset off.
-func (v *vt) upTo(off int64) {
-	v.t.Helper()
-	for v.offset < off {
-		v.step()
-	}
-}
 
 func sameScreens(t *testing.T, what string, a, b *screen.Model) {
 	t.Helper()
@@ -120,7 +51,7 @@ func TestLateClientSeesLiveScreen(t *testing.T) {
 	cfg.TerminalRingSize = 64 << 10
 	n := testkit.Start(t, cfg, nil)
 	create(t, n, "counter", cursorScript(8000))
-	live := newVT(t, n, "counter", "since=0", true)
+	live := record(t, n, "counter", "since=0", true)
 	var end int64
 	for !strings.Contains(live.m.Text(), "DONE") {
 		live.step()
@@ -134,7 +65,7 @@ func TestLateClientSeesLiveScreen(t *testing.T) {
 		t.Logf("the model was rebuilt %d times", r)
 	}
 
-	late := newVT(t, n, "counter", "", true)
+	late := record(t, n, "counter", "", true)
 	late.upTo(end)
 	sameScreens(t, "late client", live.m, late.m)
 	if late.replays != 1 || !strings.Contains(late.m.Text(), "DONE") {
@@ -175,7 +106,7 @@ func TestResizeSequenceThenLateClients(t *testing.T) {
 	// On each line of input: set a scroll region, print lines into it and
 	// the size at the top.
 	create(t, n, "rs", []string{"sh", "-c", `stty -echo; while read l; do printf '\033[3;%dr\033[%d;1H' $(( $(stty size | cut -d" " -f1) - 2 )) 3; i=0; while [ $i -lt 60 ]; do printf '%s line %d\n' "$l" $i; i=$((i+1)); done; printf '\033[1;1H[%s]' "$(stty size)"; done`})
-	live := newVT(t, n, "rs", "since=0", true)
+	live := record(t, n, "rs", "since=0", true)
 	for i, sz := range [][2]int{{80, 24}, {120, 40}, {100, 30}} {
 		live.Send(map[string]any{"type": "resize", "cols": sz[0], "rows": sz[1]})
 		live.input(fmt.Sprintf("step%d\n", i))
@@ -190,11 +121,11 @@ func TestResizeSequenceThenLateClients(t *testing.T) {
 		t.Fatalf("live client at %dx%d", live.cols, live.rows)
 	}
 
-	follower := newVT(t, n, "rs", "", true)
+	follower := record(t, n, "rs", "", true)
 	follower.upTo(end)
 	sameScreens(t, "late client following sizes", live.m, follower.m)
 
-	own := newVT(t, n, "rs", "", false)
+	own := record(t, n, "rs", "", false)
 	own.keepSize(100, 30)
 	for own.replays < 2 {
 		own.step()
@@ -204,7 +135,7 @@ func TestResizeSequenceThenLateClients(t *testing.T) {
 
 	// A console-like client at another size gets the screen at its size
 	// after its resize, and so does everyone following sizes.
-	small := newVT(t, n, "rs", "", false)
+	small := record(t, n, "rs", "", false)
 	small.keepSize(90, 20)
 	for small.replays < 2 {
 		small.step()
@@ -232,7 +163,7 @@ func TestScreenAPI(t *testing.T) {
 	if code != http.StatusConflict {
 		t.Fatalf("screen of a pending milestone: %d", code)
 	}
-	c := newVT(t, n, "scr", "", true)
+	c := record(t, n, "scr", "", true)
 	for !strings.Contains(c.m.Text(), "rgb") {
 		c.step()
 	}
@@ -283,14 +214,14 @@ func TestScreenFromAnotherNode(t *testing.T) {
 	b := testkit.Start(t, cfgB, nil)
 
 	create(t, a, "far", cursorScript(3000))
-	live := newVT(t, a, "far", "since=0", true)
+	live := record(t, a, "far", "since=0", true)
 	for !strings.Contains(live.m.Text(), "DONE") {
 		live.step()
 	}
 	end := offsetOf(t, a, "far")
 	live.upTo(end)
 
-	relayed := newVT(t, b, "far", "", true)
+	relayed := record(t, b, "far", "", true)
 	relayed.upTo(end)
 	sameScreens(t, "relayed late client", live.m, relayed.m)
 
@@ -305,5 +236,24 @@ func TestScreenFromAnotherNode(t *testing.T) {
 	_, m := testkit.Do(t, "GET", b.HTTP+"/api/milestones/far", alice(t), nil)
 	if fmt.Sprint(m["size"]) != "map[cols:80 rows:24]" {
 		t.Fatalf("milestone via node-b: %v", m)
+	}
+
+	// A screen larger than a NATS message (1 MiB): every cell of a 1000x60
+	// terminal in its own colours comes through in parts, whole.
+	status, body := testkit.PostJSON(t, a.HTTP+"/api/milestones", admin(t), map[string]any{
+		"id": "wide", "name": "wide", "owner": "alice", "cols": 1000, "rows": 60,
+		"command": []string{"sh", "-c", `stty -echo; awk 'BEGIN { for (y = 0; y < 60; y++) for (x = 0; x < 1000; x++) printf "\033[38;5;%dm\033[48;5;%dm%c", (x + y) % 256, (x * 7 + y) % 256, 33 + (x + y) % 90 }'; printf '\033[0m\033[1;1HDONE'; exec cat`},
+	})
+	if status != http.StatusCreated {
+		t.Fatalf("create wide: %d %v", status, body)
+	}
+	wide := attach(t, a, "wide", alice(t), "since=0")
+	wide.status()
+	wide.until("DONE", func(o string) bool { return strings.Contains(o, "DONE") })
+	offsetOf(t, a, "wide")
+	codeA, local := getText(t, a.HTTP+"/api/milestones/wide/screen")
+	codeB, remote := getText(t, b.HTTP+"/api/milestones/wide/screen")
+	if codeA != http.StatusOK || codeB != http.StatusOK || len(local) < 2<<20 || local != remote {
+		t.Fatalf("the wide screen: %d, %d bytes on its node; %d, %d bytes via node-b (equal: %v)", codeA, len(local), codeB, len(remote), local == remote)
 	}
 }

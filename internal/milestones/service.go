@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/tether-dev/tether/internal/conn"
 	"github.com/tether-dev/tether/internal/terminal"
 )
 
@@ -419,6 +420,34 @@ func (s *Service) End(ctx context.Context, id, reason string) (*Milestone, error
 		finish(m, reason)
 		return true
 	})
+}
+
+// EndingWithNode tells this node's own clients of its terminals that the
+// node is shutting down and ends their terminals (node_down, as clients on
+// other nodes are told), before their connections close with 1001: a
+// client must not read the program's forced exit, or a plain "going away",
+// as the program having exited.
+func (s *Service) EndingWithNode() {
+	s.mu.Lock()
+	ls := make([]*live, 0, len(s.live))
+	for _, l := range s.live {
+		ls = append(ls, l)
+	}
+	s.mu.Unlock()
+	for _, l := range ls {
+		l.mu.Lock()
+		var cs []*conn.Conn
+		for p := range l.clients {
+			if c, ok := p.(*conn.Conn); ok {
+				cs = append(cs, c)
+			}
+		}
+		l.mu.Unlock()
+		// Outside the lock: Fail queues on each connection.
+		for _, c := range cs {
+			failNodeDown(c)
+		}
+	}
 }
 
 // Close ends every live session (their milestones become finished with

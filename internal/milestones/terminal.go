@@ -150,6 +150,12 @@ func (s *Service) open(c *conn.Conn) conn.Session {
 	return t
 }
 
+// failNodeDown tells a terminal client that the node running the terminal
+// ended it on its way down, and closes the connection.
+func failNodeDown(c *conn.Conn) {
+	c.Fail(protocol.CodeNodeDown, protocol.CloseNotFound, "the node running this terminal stopped; the milestone is interrupted")
+}
+
 // pump moves frames from the source to the client at the pace the client
 // reads: it waits while the client's queue is full, so a slow client only
 // falls behind in the ring (and then skips to a replay), never holding up
@@ -163,7 +169,7 @@ func (t *termSession) pump(c *conn.Conn) {
 		f, err := t.src.next(t.ctx)
 		switch {
 		case errors.Is(err, errNodeDown):
-			c.Fail(protocol.CodeNodeDown, protocol.CloseNotFound, "the node running this terminal stopped; the milestone is interrupted")
+			failNodeDown(c)
 			return
 		case err != nil:
 			return

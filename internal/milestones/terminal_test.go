@@ -98,12 +98,7 @@ func (c *term) until(what string, cond func(out string) bool) {
 		c.last = m
 		switch m["type"] {
 		case "output", "replay":
-			data := m["data"].(string)
-			if m["encoding"] == "base64" {
-				b, _ := base64.StdEncoding.DecodeString(data)
-				data = string(b)
-			}
-			c.out.WriteString(data)
+			c.out.Write(frameData(c.t, m))
 			c.offset = int64(m["offset"].(float64))
 		case "exit":
 			if !cond(c.out.String()) {

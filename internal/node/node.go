@@ -56,6 +56,9 @@ type Node struct {
 	Milestones *milestones.Service
 	// Cluster knows the other nodes on the same NATS.
 	Cluster *cluster.Registry
+	// counter counts each user's connections cluster-wide (nil on one
+	// node, or without a per-user limit).
+	counter *cluster.UserCounter
 	// Ops runs agent operations and serves /ws/agent-guidance,
 	// /ws/agent-worker and /api/operations.
 	Ops *operations.Service
@@ -163,7 +166,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (n *Node, er
 			return nil, err
 		}
 		n.Cluster.OnDown(uc.Forget)
-		counter = uc
+		counter, n.counter = uc, uc
 	}
 	n.Conns = conn.NewServer(n.Verifier, conn.Options{
 		Counter: counter, AllowedOrigins: cfg.AllowedOrigins, PublicURL: cfg.PublicURL, AuthTimeout: cfg.AuthTimeout, PingInterval: cfg.PingInterval,
@@ -318,6 +321,10 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if n.Milestones != nil {
+		// Also before the 1001s: the terminals end with the node.
+		n.Milestones.EndingWithNode()
+	}
 	if n.Conns != nil {
 		if err := n.Conns.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("connections: %w", err))
@@ -346,6 +353,10 @@ func (n *Node) close() {
 		// Before the backbone: failing the running operations as
 		// interrupted writes to JetStream.
 		n.Ops.Close()
+	}
+	if n.counter != nil {
+		// After the connections: their releases are written first.
+		n.counter.Close()
 	}
 	if n.Cluster != nil {
 		n.Cluster.Leave()
@@ -382,7 +393,7 @@ func newOperations(ctx context.Context, cfg *config.Config, bb *backbone.Backbon
 		MaxPerUser: cfg.MaxOperationsPerUser, MaxTotal: cfg.MaxOperations, EventRate: cfg.OperationEventRate,
 		MaxInputBytes: int(cfg.MaxOperationInput), MaxEventBytes: int(cfg.MaxOperationEvent),
 		MaxAGUIInputBytes: int(cfg.MaxAGUIInput), OriginAllowed: conn.OriginPolicy(cfg.AllowedOrigins, cfg.PublicURL), InputTimeout: cfg.OperationInputTimeout,
-		KillGrace: cfg.OperationKillGrace, SendQueue: cfg.SendQueue, Logger: log.With("component", "operations"),
+		KillGrace: cfg.OperationKillGrace, WorkerGrace: cfg.WorkerGrace, SendQueue: cfg.SendQueue, Logger: log.With("component", "operations"),
 	})
 }
 

@@ -223,6 +223,11 @@ func (s *Service) aguiRun(w http.ResponseWriter, r *http.Request, cl *auth.Claim
 		if re, ok := errors.AsType[*Error](err); ok && re.Code == protocol.CodeAlreadyAnswered {
 			continue
 		}
+		if re, ok := errors.AsType[*Error](err); ok && re.Code == protocol.CodeNotFound && s.endedByEvents(r.Context(), in.RunID) {
+			// The run ended after rec was read: its final event is
+			// stored just before its record. A retry re-attaches.
+			break
+		}
 		if err != nil {
 			s.writeErr(w, err)
 			return
@@ -241,6 +246,12 @@ func (s *Service) aguiRun(w http.ResponseWriter, r *http.Request, cl *auth.Claim
 		}
 	}
 	s.aguiStream(w, r, rec, after)
+}
+
+// endedByEvents reports whether operation id's last stored event is final.
+func (s *Service) endedByEvents(ctx context.Context, id string) bool {
+	last, err := s.store.lastEvent(ctx, id)
+	return err == nil && isFinal(last.Type)
 }
 
 // aguiStream streams run rec from its start as AG-UI, resuming after seq

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -91,17 +93,23 @@ func (o *operation) requestInput(reqID, prompt string, schema json.RawMessage) e
 	if err := o.storeLocked(ev.Type, &ev.Seq, ev); err != nil {
 		return err
 	}
-	var timer *time.Timer
-	if d := o.svc.cfg.InputTimeout; d > 0 {
-		timer = time.AfterFunc(d, func() {
-			o.finish(protocol.StatusFailed, protocol.CodeInputTimeout,
-				fmt.Sprintf("input request %s was not answered within %s", reqID, d), nil)
-			o.requestStop()
-		})
-	}
-	o.input.open[reqID] = timer
+	o.input.open[reqID] = o.inputTimer(reqID)
 	o.setStatusLocked(protocol.StatusWaitingInput)
 	return nil
+}
+
+// inputTimer returns the timer failing the operation when request reqID
+// is not answered within InputTimeout (nil: no limit).
+func (o *operation) inputTimer(reqID string) *time.Timer {
+	d := o.svc.cfg.InputTimeout
+	if d <= 0 {
+		return nil
+	}
+	return time.AfterFunc(d, func() {
+		o.finish(protocol.StatusFailed, protocol.CodeInputTimeout,
+			fmt.Sprintf("input request %s was not answered within %s", reqID, d), nil)
+		o.requestStop()
+	})
 }
 
 // setStatusLocked changes the running status and stores the record now, so
@@ -231,4 +239,12 @@ func (s *Service) AnswerInput(ctx context.Context, cl *auth.Claims, a protocol.A
 		return reply.Error
 	}
 	return nil
+}
+
+// openRequests returns the ids of the input requests waiting for an
+// answer, sorted.
+func (o *operation) openRequests() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Sorted(maps.Keys(o.input.open))
 }

@@ -72,6 +72,19 @@ type operation struct {
 	// input holds the input requests (input.go); inputSub takes answers.
 	input    inputState
 	inputSub *nats.Subscription
+	// Of a remote operation (reclaim.go): holder is the worker connection
+	// running it, nil while it is detached (that connection ended and
+	// WorkerGrace runs on graceTimer); undelivered are the answers stored
+	// meanwhile, for the worker that reclaims it; reclaimSub answers
+	// other nodes' handover requests; released says this node stopped
+	// writing it without ending it (ended is then set too).
+	holder      *worker
+	graceTimer  *time.Timer
+	undelivered []protocol.Input
+	reclaimSub  *nats.Subscription
+	released    bool
+	// expiring: it is being failed for want of a worker; no reclaim now.
+	expiring bool
 }
 
 func (s *Service) newOperation(rec *stored, kind string) *operation {
@@ -111,15 +124,48 @@ func (o *operation) begin(input json.RawMessage) (protocol.OperationStarted, err
 		return ev, err
 	}
 	o.lastKV = time.Now()
-	sub, err := o.svc.nc.Subscribe(cancelSubject(o.rec.OperationID), o.handleCancel)
-	if err != nil {
-		return ev, fmt.Errorf("subscribe to cancels of %s: %w", o.rec.OperationID, err)
+	return ev, o.subscribeLocked()
+}
+
+// subscribeLocked makes this node answer the operation's control subjects:
+// cancels, answers and, for a remote operation, handovers (reclaim.go).
+// o.mu must be held.
+func (o *operation) subscribeLocked() error {
+	var err error
+	id := o.rec.OperationID
+	if o.cancelSub, err = o.svc.nc.Subscribe(cancelSubject(id), o.handleCancel); err != nil {
+		return fmt.Errorf("subscribe to cancels of %s: %w", id, err)
 	}
-	o.cancelSub = sub
-	if o.inputSub, err = o.svc.nc.Subscribe(inputSubject(o.rec.OperationID), o.handleInput); err != nil {
-		return ev, fmt.Errorf("subscribe to answers of %s: %w", o.rec.OperationID, err)
+	if o.inputSub, err = o.svc.nc.Subscribe(inputSubject(id), o.handleInput); err != nil {
+		return fmt.Errorf("subscribe to answers of %s: %w", id, err)
 	}
-	return ev, nil
+	if o.kind == kindRemote && o.reclaimSub == nil {
+		if o.reclaimSub, err = o.svc.nc.Subscribe(reclaimSubject(id), o.handleHandover); err != nil {
+			return fmt.Errorf("subscribe to handovers of %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// unsubscribeLocked undoes subscribeLocked: this node no longer writes the
+// operation. o.mu must be held.
+func (o *operation) unsubscribeLocked() {
+	for _, sub := range []*nats.Subscription{o.cancelSub, o.inputSub, o.reclaimSub} {
+		if sub != nil {
+			_ = sub.Unsubscribe()
+		}
+	}
+}
+
+// stopTimersLocked stops every timer of the operation: it ends here, or
+// this node stops writing it. o.mu must be held.
+func (o *operation) stopTimersLocked() {
+	o.stopInputLocked()
+	for _, t := range []*time.Timer{o.flushTimer, o.cancelTimer, o.graceTimer, o.aguiTimer} {
+		if t != nil {
+			t.Stop()
+		}
+	}
 }
 
 // publishLocked assigns the next seq to the event through seqField, stores
@@ -242,14 +288,8 @@ func (o *operation) finish(status, code, message string, result json.RawMessage)
 	o.flushPendingLocked()
 	o.finishAGUILocked()
 	o.stateIntoRecordLocked()
-	o.stopInputLocked()
 	o.ended = true
-	if o.flushTimer != nil {
-		o.flushTimer.Stop()
-	}
-	if o.cancelTimer != nil {
-		o.cancelTimer.Stop()
-	}
+	o.stopTimersLocked()
 	typ := protocol.TypeOperationCompleted
 	switch status {
 	case protocol.StatusFailed:
@@ -288,12 +328,7 @@ func (o *operation) finish(status, code, message string, result json.RawMessage)
 	if err := o.svc.store.put(ctx, &o.rec); err != nil {
 		o.svc.log.Error("store final record", "operation", o.rec.OperationID, "err", err)
 	}
-	if o.cancelSub != nil {
-		_ = o.cancelSub.Unsubscribe()
-	}
-	if o.inputSub != nil {
-		_ = o.inputSub.Unsubscribe()
-	}
+	o.unsubscribeLocked()
 	onEnd := o.onEnd
 	o.mu.Unlock()
 	o.svc.m.finished.WithLabelValues(o.rec.AgentID, status).Inc()

@@ -81,6 +81,11 @@ type Config struct {
 	KillGrace time.Duration
 	// StartTimeout bounds handing a run to a remote worker's node.
 	StartTimeout time.Duration
+	// WorkerGrace is how long a remote operation outlives its worker's
+	// connection (that connection dropped, or its node shut down or died)
+	// waiting for a worker to reclaim it, on any node, before it fails
+	// with agent_disconnected; 0 fails it at once. See reclaim.go.
+	WorkerGrace time.Duration
 	// SendQueue is the connection layer's send queue: a watcher sends only
 	// while a connection's queue is below half of it, and coalesces progress
 	// once it is above a quarter.
@@ -123,9 +128,14 @@ type Service struct {
 	// events), so that a drain can stop those it does not wait for.
 	followers map[*follower]struct{}
 	// ending, set by the first Drain or Close, holds the operations this
-	// node was running then: the ones it ends as interrupted, whose
-	// watchers it lets deliver the final event.
+	// node was running then and ends as interrupted: those whose watchers
+	// it lets deliver the final event.
 	ending map[string]bool
+	// expiries fail, once WorkerGrace has passed, the remote operations of
+	// a node that stopped, unless a worker reclaimed them (reclaim.go);
+	// expiring counts those running.
+	expiries map[string]*time.Timer
+	expiring sync.WaitGroup
 
 	runs     sync.WaitGroup // command agent processes
 	watchers sync.WaitGroup // watcher goroutines
@@ -164,12 +174,14 @@ func New(ctx context.Context, bb *backbone.Backbone, cfg Config) (*Service, erro
 		cfg: cfg, log: cfg.Logger, nc: bb.NC, store: st, commands: map[string]agents.CommandAgent{},
 		local: map[string]*operation{}, perUser: map[string]int{}, perType: map[string]int{},
 		workers: map[string][]*worker{}, runSubs: map[string]*nats.Subscription{}, followers: map[*follower]struct{}{},
-		ctx: bg, cancel: cancel, m: newOpMetrics(),
+		expiries: map[string]*time.Timer{},
+		ctx:      bg, cancel: cancel, m: newOpMetrics(),
 	}
 	for _, a := range cfg.Agents {
 		s.commands[a.ID] = a
 	}
 	if err := s.recoverInterrupted(ctx); err != nil {
+		s.stopExpiries()
 		cancel()
 		return nil, err
 	}
@@ -177,7 +189,8 @@ func New(ctx context.Context, bb *backbone.Backbone, cfg Config) (*Service, erro
 }
 
 // recoverInterrupted fails the operations this node was writing when it
-// stopped without ending them (a crash): nobody else will.
+// stopped without ending them (a crash): nobody else will. Remote ones
+// are left to their workers to reclaim for WorkerGrace.
 func (s *Service) recoverInterrupted(ctx context.Context) error {
 	return s.failNode(ctx, s.cfg.Node, "the node running the operation stopped before it ended")
 }
@@ -185,7 +198,9 @@ func (s *Service) recoverInterrupted(ctx context.Context) error {
 // NodeDown fails, as interrupted, the operations another node was running
 // when it died. Every surviving node may call it: the final event's seq is
 // the same from all of them, and JetStream's duplicate detection (message
-// id operation:seq) stores it once.
+// id operation:seq) stores it once. Remote operations are failed only
+// once WorkerGrace has passed without a worker reclaiming them, by the
+// one surviving node that claims each (reclaim.go).
 func (s *Service) NodeDown(node string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -204,18 +219,16 @@ func (s *Service) failNode(ctx context.Context, node, why string) error {
 		if !protocol.Live(rec.Status) || rec.Node != node {
 			continue
 		}
-		o := &operation{svc: s, kind: rec.Kind, rec: *rec, seq: rec.LastSeq}
-		if last, err := s.store.lastEvent(ctx, rec.OperationID); err == nil && last.StreamSeq >= rec.StreamSeq {
-			if isFinal(last.Type) {
-				// The final event was stored but not the record.
-				o.rec.Status = statusOf(last.Type)
-				o.rec.LastSeq = last.Seq
-				if err := s.store.put(ctx, &o.rec); err != nil {
-					return fmt.Errorf("recover %s: %w", rec.OperationID, err)
-				}
-				continue
-			}
-			o.seq = last.Seq
+		if rec.Kind == kindRemote && s.cfg.WorkerGrace > 0 {
+			s.expireLater(rec)
+			continue
+		}
+		o, err := s.orphan(ctx, rec)
+		if err != nil {
+			return err
+		}
+		if o == nil {
+			continue
 		}
 		s.log.Warn("operation interrupted: its node stopped", "operation", rec.OperationID, "agent", rec.AgentID, "node", node)
 		o.finish(protocol.StatusFailed, protocol.CodeInterrupted, why, nil)
@@ -223,14 +236,38 @@ func (s *Service) failNode(ctx context.Context, node, why string) error {
 	return nil
 }
 
+// orphan returns an operation whose writer is gone, numbered after its
+// last stored event, for this node to end; nil when that event ended it
+// already (the record, which said otherwise, is then corrected).
+func (s *Service) orphan(ctx context.Context, rec *stored) (*operation, error) {
+	o := &operation{svc: s, kind: rec.Kind, rec: *rec, seq: rec.LastSeq}
+	if last, err := s.store.lastEvent(ctx, rec.OperationID); err == nil && last.StreamSeq >= rec.StreamSeq {
+		if isFinal(last.Type) {
+			// The final event was stored but not the record.
+			o.rec.Status = statusOf(last.Type)
+			o.rec.LastSeq = last.Seq
+			if err := s.store.put(ctx, &o.rec); err != nil {
+				return nil, fmt.Errorf("recover %s: %w", rec.OperationID, err)
+			}
+			return nil, nil
+		}
+		o.seq = last.Seq
+		o.rec.LastSeq = last.Seq
+	}
+	return o, nil
+}
+
 // Drain is the first step of a node's shutdown, taken before its
 // connections are closed: it refuses new operations and watchers, ends
 // the operations this node runs as interrupted (a command agent gets
 // SIGTERM, then SIGKILL after KillGrace), and lets their watchers deliver
 // every event up to that final one (on a WebSocket, until it is written to
-// the socket). Watchers of operations that run on other nodes stop at once:
-// their clients resume elsewhere. It returns once all of that is done, or
-// when ctx ends, having then stopped every watcher.
+// the socket). With a WorkerGrace, remote operations are not ended but
+// released (their workers reclaim them through another node) and their
+// workers' connections closed. Watchers of operations that this node does
+// not end stop at once: their clients resume elsewhere. It returns once
+// all of that is done, or when ctx ends, having then stopped every
+// watcher.
 func (s *Service) Drain(ctx context.Context) error {
 	s.stopRunning()
 	done := make(chan struct{})
@@ -268,6 +305,7 @@ func (s *Service) Running() int {
 func (s *Service) Close() {
 	s.stopRunning()
 	s.runs.Wait()
+	s.stopExpiries()
 	s.cancel()
 	s.watchers.Wait()
 }
@@ -282,10 +320,11 @@ func (s *Service) stopRunning() {
 	for _, o := range s.local {
 		ops = append(ops, o)
 	}
+	release := s.cfg.WorkerGrace > 0
 	if s.ending == nil {
 		s.ending = map[string]bool{}
-		for id := range s.local {
-			s.ending[id] = true
+		for id, o := range s.local {
+			s.ending[id] = o.kind != kindRemote || !release
 		}
 		for f := range s.followers {
 			if !s.ending[f.id] {
@@ -295,15 +334,31 @@ func (s *Service) stopRunning() {
 	}
 	subs := s.runSubs
 	s.runSubs = map[string]*nats.Subscription{}
+	var workers []*worker
+	for _, list := range s.workers {
+		workers = append(workers, list...)
+	}
 	s.mu.Unlock()
 	for _, sub := range subs {
 		_ = sub.Unsubscribe()
 	}
 	for _, o := range ops {
-		if o.kind == kindRemote {
+		switch {
+		case o.kind == kindRemote && release:
+			o.release(fmt.Sprintf("tether: the node running the operation is shutting down; its worker has %s to reclaim it through another node", s.cfg.WorkerGrace))
+			continue
+		case o.kind == kindRemote:
 			o.finish(protocol.StatusFailed, protocol.CodeInterrupted, "the node running the operation shut down", nil)
 		}
 		o.requestStop()
+	}
+	if release {
+		// Told now rather than with every other connection, so that they
+		// reclaim elsewhere at once instead of sending events this node
+		// no longer stores.
+		for _, w := range workers {
+			w.c.Close(protocol.CloseGoingAway, "server shutting down")
+		}
 	}
 }
 

@@ -34,7 +34,8 @@ const (
 	// into StreamName.
 	EventSubjectPrefix = "tether.op."
 	// cancelSubjectPrefix + token(operation id) + ".cancel" reaches the node
-	// writing the operation, whichever it is.
+	// writing the operation, whichever it is; ".input" and ".reclaim" too
+	// (input.go, reclaim.go).
 	cancelSubjectPrefix = "tether.opctl."
 	// RunSubjectPrefix + token(agent id) + ".run" reaches, in queue group
 	// WorkerQueue, one node holding a worker of the agent.
@@ -53,6 +54,9 @@ const (
 func eventSubject(id string) string { return EventSubjectPrefix + backbone.SubjectToken(id) }
 func cancelSubject(id string) string {
 	return cancelSubjectPrefix + backbone.SubjectToken(id) + ".cancel"
+}
+func reclaimSubject(id string) string {
+	return cancelSubjectPrefix + backbone.SubjectToken(id) + ".reclaim"
 }
 func runSubject(agent string) string { return RunSubjectPrefix + backbone.SubjectToken(agent) + ".run" }
 
@@ -73,6 +77,13 @@ type stored struct {
 	// ThreadID is the threadId of an operation started by the AG-UI
 	// endpoint (empty otherwise: its threadId is then its operation id).
 	ThreadID string `json:"thread_id,omitempty"`
+	// Claim is set, fresh, by each node that takes the operation over
+	// (reclaim.go), so that its compare-and-set write is never mistaken
+	// for another node's identical one.
+	Claim string `json:"claim,omitempty"`
+	// rev is the bucket revision the record was read at (get, list): what
+	// claim compares against.
+	rev uint64
 }
 
 // store is the operations' JetStream storage: the event stream and the
@@ -145,7 +156,29 @@ func (s *store) get(ctx context.Context, id string) (*stored, error) {
 	if err := json.Unmarshal(e.Value(), &rec); err != nil {
 		return nil, fmt.Errorf("decode record %s: %w", id, err)
 	}
+	rec.rev = e.Revision()
 	return &rec, nil
+}
+
+// errClaimed is claim's conflict: the record changed since it was read.
+var errClaimed = errors.New("the record changed since it was read")
+
+// claim makes this node the writer of rec, read at rec.rev, by writing it
+// only if nobody did meanwhile; it fails with errClaimed otherwise.
+func (s *store) claim(ctx context.Context, rec *stored) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode record %s: %w", rec.OperationID, err)
+	}
+	rev, err := backbone.UpdateKey(ctx, s.kv, rec.OperationID, b, rec.rev)
+	if backbone.IsConflict(err) {
+		return errClaimed
+	}
+	if err != nil {
+		return fmt.Errorf("claim record %s: %w", rec.OperationID, err)
+	}
+	rec.rev = rev
+	return nil
 }
 
 // create claims id for rec; it fails with errExists if the id is taken.
@@ -218,6 +251,7 @@ func (s *store) list(ctx context.Context) ([]*stored, error) {
 			if err := json.Unmarshal(e.Value(), &rec); err != nil {
 				continue // not ours to fail a listing over
 			}
+			rec.rev = e.Revision()
 			out = append(out, &rec)
 		case <-ctx.Done():
 			return nil, fmt.Errorf("list records: %w", ctx.Err())

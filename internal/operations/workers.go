@@ -103,13 +103,8 @@ func (s *Service) handleRun(m *nats.Msg) {
 	}
 	o := s.newOperation(&rec, kindRemote)
 	id := rec.OperationID
-	o.stop = func() { pick.c.Send(protocol.TypeCancel, protocol.Cancel{Type: protocol.TypeCancel, OperationID: id}) }
-	o.input.deliver = func(in protocol.Input) bool { return pick.c.Send(protocol.TypeInput, in) }
-	o.onEnd = func() {
-		pick.unassign(id)
-		s.untrack(o)
-		s.releaseSlot(rec.Owner, "")
-	}
+	o.holder = pick
+	s.bindRemote(o)
 	ev, err := o.begin(req.Input)
 	if err != nil {
 		s.releaseSlot(rec.Owner, "")
@@ -138,7 +133,7 @@ func (s *Service) handleRun(m *nats.Msg) {
 func (s *Service) WorkerEndpoint() *conn.Endpoint {
 	return &conn.Endpoint{
 		Name: "agent-worker",
-		KnownTypes: []string{protocol.TypeRegister, protocol.TypeProgress, protocol.TypeLog, protocol.TypeEvent, protocol.TypeInputRequest,
+		KnownTypes: []string{protocol.TypeRegister, protocol.TypeReclaim, protocol.TypeProgress, protocol.TypeLog, protocol.TypeEvent, protocol.TypeInputRequest,
 			protocol.TypeCompleted, protocol.TypeFailed, protocol.TypeCancelled},
 		Open: func(c *conn.Conn) conn.Session {
 			if !c.Claims().HasRole(auth.RoleAgent) {
@@ -190,8 +185,12 @@ func (w *worker) unassign(id string) {
 }
 
 func (w *worker) Handle(c *conn.Conn, env protocol.Envelope) {
-	if env.Type == protocol.TypeRegister {
+	switch env.Type {
+	case protocol.TypeRegister:
 		w.register(env)
+		return
+	case protocol.TypeReclaim:
+		w.reclaim(env)
 		return
 	}
 	var ev protocol.WorkerEvent
@@ -317,8 +316,9 @@ func (w *worker) register(env protocol.Envelope) {
 	w.c.Send(protocol.TypeRegistered, protocol.Registered{Type: protocol.TypeRegistered, ID: env.ID, AgentID: req.AgentID, Operations: req.Operations})
 }
 
-// Closed fails the worker's operations: a worker that goes away takes them
-// with it.
+// Closed detaches the worker's operations, for a worker to reclaim within
+// WorkerGrace (reclaim.go); without a grace it fails them: a worker that
+// goes away takes them with it.
 func (w *worker) Closed() {
 	w.mu.Lock()
 	w.closed = true
@@ -335,7 +335,39 @@ func (w *worker) Closed() {
 		w.svc.removeWorker(a, w)
 	}
 	for _, o := range ops {
+		if w.svc.cfg.WorkerGrace > 0 {
+			o.detach(w)
+			continue
+		}
 		o.finish(protocol.StatusFailed, protocol.CodeAgentDisconnected, "the worker running the operation disconnected", nil)
+	}
+}
+
+// reclaim answers a reclaim: the operation is this connection's again
+// (reclaimed, then the answers it missed and a pending cancel), or an
+// error says why not.
+func (w *worker) reclaim(env protocol.Envelope) {
+	var req protocol.Reclaim
+	if err := env.Into(&req); err != nil {
+		w.c.ReplyError(env.ID, err)
+		return
+	}
+	o, r, e := w.svc.reclaim(w, req.OperationID)
+	if e != nil {
+		w.c.ReplyCode(env.ID, e.Code, e.Message)
+		return
+	}
+	snap := o.snapshot()
+	reply := protocol.Reclaimed{
+		Type: protocol.TypeReclaimed, ID: env.ID, OperationID: snap.OperationID, AgentID: snap.AgentID,
+		OperationType: snap.OperationType, Status: snap.Status, LastSeq: snap.LastSeq, OpenRequests: o.openRequests(),
+	}
+	w.c.Send(protocol.TypeReclaimed, reply)
+	for _, in := range r.Answers {
+		w.c.Send(protocol.TypeInput, in)
+	}
+	if r.Cancel {
+		o.requestStop()
 	}
 }
 

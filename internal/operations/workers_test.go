@@ -111,9 +111,10 @@ func TestRemoteCancel(t *testing.T) {
 	}
 }
 
-// A worker that disconnects mid-run fails its operations.
+// With --worker-grace 0, a worker that disconnects mid-run fails its
+// operations at once.
 func TestWorkerDisconnectMidRun(t *testing.T) {
-	n := startNode(t)
+	n := testkit.Start(t, graceConfig(t, 0), nil)
 	w := workerConn(t, n, "remote-d", "work")
 	c := guidance(t, n, "alice")
 	start(t, c, "wd-1", "remote-d", "work", nil)
@@ -130,9 +131,10 @@ func TestWorkerDisconnectMidRun(t *testing.T) {
 	expectError(t, c, map[string]any{"type": "start_operation", "id": 1, "agent_id": "remote-d", "operation_type": "work"}, "agent_unavailable")
 }
 
-// Workers registering the same agent share its operations.
+// Workers registering the same agent share its operations (which, without
+// a worker grace, fail as soon as their workers leave).
 func TestWorkersShareLoad(t *testing.T) {
-	n := startNode(t)
+	n := testkit.Start(t, graceConfig(t, 0), nil)
 	w1 := workerConn(t, n, "pool", "work")
 	w2 := workerConn(t, n, "pool", "work")
 	c := guidance(t, n, "alice")

@@ -49,6 +49,10 @@ const (
 	// Prompt, Schema); TypeInput ("input", shared with the terminals'),
 	// from the server, carries the answer (Input).
 	TypeInputRequest = "input_request"
+	// TypeReclaim takes back a running operation after a reconnect
+	// (Reclaim); the reply is TypeReclaimed (Reclaimed).
+	TypeReclaim   = "reclaim"
+	TypeReclaimed = "reclaimed"
 )
 
 // Error codes of operation_error replies (and the REST API's error field).
@@ -59,6 +63,9 @@ const (
 	CodeOperationExists      = "operation_exists"
 	CodeCapacity             = "capacity"
 	CodeAgentUnavailable     = "agent_unavailable"
+	// CodeOperationHeld refuses a worker's reclaim: another worker
+	// connection holds the operation (or reclaimed it first).
+	CodeOperationHeld = "operation_held"
 )
 
 // Failure codes of operation_failed that Tether itself assigns, besides the
@@ -293,6 +300,27 @@ type Registered struct {
 	ID         json.RawMessage `json:"id,omitempty"`
 	AgentID    string          `json:"agent_id"`
 	Operations []string        `json:"operations"`
+}
+
+// Reclaim is a worker's reclaim message: it takes back an operation it ran
+// on a connection that ended, on any node.
+type Reclaim struct {
+	OperationID string `json:"operation_id"`
+}
+
+// Reclaimed answers reclaim: the operation is this connection's again.
+// LastSeq is the seq of the last event Tether stored: what the worker sent
+// after it was lost. OpenRequests are its input requests still waiting for
+// an answer.
+type Reclaimed struct {
+	Type          string          `json:"type"`
+	ID            json.RawMessage `json:"id,omitempty"`
+	OperationID   string          `json:"operation_id"`
+	AgentID       string          `json:"agent_id"`
+	OperationType string          `json:"operation_type"`
+	Status        string          `json:"status"`
+	LastSeq       uint64          `json:"last_seq"`
+	OpenRequests  []string        `json:"open_requests,omitempty"`
 }
 
 // Run asks a worker to run an operation.

@@ -629,8 +629,19 @@ func (c *Client) snapshot(ctx context.Context, minOff int64) (Chunk, error) {
 	c.replay = false
 	c.cursor.Store(off)
 	// The snapshot has the size in force at off: later sizes are delivered.
+	// A resize at exactly off is in the stream before the model hears of
+	// it (Session.Resize), so the model may not have applied it yet: then
+	// the snapshot's size is not the resize's, and it is delivered too.
 	c.s.mu.RLock()
 	c.rseq = c.s.seqAfterLocked(off, true)
+	for i := len(c.s.resizes) - 1; i >= 0; i-- {
+		if r := c.s.resizes[i]; r.at <= off {
+			if r.at == off && (r.cols != cols || r.rows != rows) {
+				c.rseq = c.s.seqAfterLocked(off, false)
+			}
+			break
+		}
+	}
 	c.s.mu.RUnlock()
 	return Chunk{Offset: off, Data: []byte{}, Replay: true, Prefix: append([]byte(nil), snap...), Cols: cols, Rows: rows}, nil
 }

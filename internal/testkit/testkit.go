@@ -37,6 +37,20 @@ type Node struct {
 	Server *httptest.Server
 	// HTTP is the base URL (http://127.0.0.1:port), WS the same with ws://.
 	HTTP, WS string
+
+	stopOnce sync.Once
+}
+
+// Stop shuts the node down as SIGTERM does (its operations' final events
+// delivered, its connections closed with 1001) and closes its server; the
+// test's end does it otherwise. Later calls do nothing.
+func (n *Node) Stop() {
+	n.stopOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = n.Shutdown(ctx)
+		n.Server.Close()
+	})
 }
 
 // Config returns the configuration test nodes start from: a secret, a
@@ -64,13 +78,20 @@ func Start(t testing.TB, cfg *config.Config, log *slog.Logger) *Node {
 	}
 	srv := httptest.NewServer(n.Handler())
 	tn := &Node{Node: n, Server: srv, HTTP: srv.URL, WS: "ws" + strings.TrimPrefix(srv.URL, "http")}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = n.Shutdown(ctx)
-		srv.Close()
-	})
+	t.Cleanup(tn.Stop)
 	return tn
+}
+
+// StartTwo starts two nodes of one cluster: a, named node-a, runs the
+// embedded NATS server that b, named node-b, connects to, so that b can be
+// stopped (Node.Stop) while a goes on.
+func StartTwo(t testing.TB, cfgA, cfgB *config.Config) (a, b *Node) {
+	t.Helper()
+	cfgA.NodeName, cfgB.NodeName = "node-a", "node-b"
+	cfgA.NATSListen = "127.0.0.1:0"
+	a = Start(t, cfgA, nil)
+	cfgB.NATSURL = a.Backbone.ClientURLWithCredentials()
+	return a, Start(t, cfgB, nil)
 }
 
 // Token mints a token for sub with roles, valid for an hour.

@@ -2,6 +2,10 @@
 // real `tether serve --dev` (see harness.mjs). Run: make test-web.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { writeFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { startServer, launchBrowser, newPage, terminalText, until, count, startOperation, pct } from "./harness.mjs";
 
 let srv;
@@ -208,6 +212,53 @@ test("reloading the console during a long-running full-screen program shows the 
   await until("the answer", async () => (await screen()).includes("got hi"));
   p.assertNoErrors();
   await p.context.close();
+});
+
+test("reloading the console during a real htop, past the ring, shows htop's screen", async (t) => {
+  if (spawnSync("sh", ["-c", "command -v htop"]).status !== 0) return t.skip("htop is not installed");
+  // A small ring, so that htop's partial redraws pass it in seconds.
+  const s2 = await startServer(["--terminal-ring-size", "32KiB"]);
+  try {
+    const stop = path.join(os.tmpdir(), `tether-e2e-htop-${process.pid}-${Date.now()}`);
+    // htop runs until the test has seen its output pass the ring, then is
+    // stopped (SIGSTOP) so that the screens can be compared.
+    const script = `htop -d 2 </dev/tty & pid=$!; until [ -e "$1" ]; do sleep 0.1; done; kill -STOP $pid; wait $pid`;
+    const ms = await s2.api("POST", "/api/milestones", { name: "htop", command: ["sh", "-c", script, "sh", stop] });
+    const p = await newPage(chrome.browser);
+    const { page } = p;
+    await page.goto(s2.url + `/#/milestones/${ms.id}`);
+    await page.getByTestId("user").waitFor({ state: "attached" });
+    const screen = async () =>
+      (await page.locator('[data-testid="terminal"] .xterm-rows > div').allTextContents())
+        .map((l) => l.replace(/\u00a0/g, " ").trimEnd())
+        .join("\n")
+        .trimEnd();
+    await until("htop's screen", async () => /Tasks:/.test(await screen()), 20000);
+    await until("htop's output to pass the ring three times", async () => (await s2.api("GET", `/api/milestones/${ms.id}/screen`)).offset > 3 * 32768, 60000, 200);
+    writeFileSync(stop, "");
+    let last = "";
+    await until("htop to stop and its screen to settle", async () => {
+      const now = await screen();
+      const ok = now === last && /Tasks:/.test(now);
+      last = now;
+      return ok;
+    }, 20000, 700);
+    rmSync(stop, { force: true });
+    await page.reload();
+    await until("the terminal to reconnect", async () => (await page.getByTestId("term-indicator").getAttribute("data-state")) === "open");
+    await until("htop's screen after the reload", async () => (await screen()) === last, 15000).catch(async (e) => {
+      assert.equal(await screen(), last, String(e));
+    });
+    // The server's screen API shows the same.
+    const api = await s2.api("GET", `/api/milestones/${ms.id}/screen`);
+    const apiText = api.lines.map((runs) => runs.map((r) => r.text).join("").trimEnd()).join("\n").trimEnd();
+    assert.equal(apiText, last);
+    assert.equal(api.alternate_screen, true);
+    p.assertNoErrors();
+    await p.context.close();
+  } finally {
+    await s2.stop();
+  }
 });
 
 test("an operation runs to completion with its progress bar moving", async () => {

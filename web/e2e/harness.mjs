@@ -104,7 +104,8 @@ async function startProxy(targetPort) {
 }
 
 /** Starts tether serve --dev with test agents, and a proxy in front. */
-export async function startServer() {
+/** Starts `tether serve --dev` with the test agents; extraArgs are added to its flags. */
+export async function startServer(extraArgs = []) {
   const bin = buildTether();
   const port = await freePort();
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "tether-e2e-data-"));
@@ -136,7 +137,7 @@ export async function startServer() {
         timeout: 1m
 `,
   );
-  const args = ["serve", "--dev", "--addr", `127.0.0.1:${port}`, "--data-dir", dataDir, "--config", cfg, "--node-name", "e2e", "--log-level", "warn"];
+  const args = ["serve", "--dev", "--addr", `127.0.0.1:${port}`, "--data-dir", dataDir, "--config", cfg, "--node-name", "e2e", "--log-level", "warn", ...extraArgs];
   const proc = spawn(bin, args, { cwd: dataDir, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, SHELL: "/bin/sh", PS1: "$ " } });
   let logs = "";
   proc.stdout.on("data", (d) => (logs += d));

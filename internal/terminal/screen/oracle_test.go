@@ -1,56 +1,32 @@
 package screen
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tether-dev/tether/internal/terminal/screen/oracle"
 )
 
-// oracleCase is one comparison the xterm.js oracle (oracle/oracle.js) runs:
-// the stream and the model's snapshot after it, fed to two fresh terminals.
+// oracleCase is one comparison the xterm.js oracle runs: the stream and
+// the model's snapshot after it, fed to two fresh terminals.
 type oracleCase struct {
-	Name       string `json:"name"`
-	Cols       int    `json:"cols"`
-	Rows       int    `json:"rows"`
-	Scrollback int    `json:"scrollback"`
-	Stream     string `json:"stream_b64"`
-	Snapshot   string `json:"snapshot_b64"`
-	// Optionally the terminal is resized to NewCols x NewRows after the
-	// first ResizeAt bytes of the stream.
-	ResizeAt int `json:"resize_at,omitempty"`
-	NewCols  int `json:"new_cols,omitempty"`
-	NewRows  int `json:"new_rows,omitempty"`
+	oracle.Case
 	// gap is set when the model holds a cell no output can reproduce (see
 	// "Known differences" in doc.go): a difference is then logged, not failed.
 	gap bool
-}
-
-type oracleResult struct {
-	Name  string   `json:"name"`
-	OK    bool     `json:"ok"`
-	Diffs []string `json:"diffs"`
-	// XtermError is set when xterm.js itself threw on the case.
-	XtermError string `json:"xterm_error"`
 }
 
 func newCase(name string, cols, rows, scrollback int, stream []byte) oracleCase {
 	m := New(cols, rows, scrollback)
 	m.Write(stream)
 	return oracleCase{
-		Name: name, Cols: cols, Rows: rows, Scrollback: scrollback,
-		Stream:   base64.StdEncoding.EncodeToString(stream),
-		Snapshot: base64.StdEncoding.EncodeToString(m.Snapshot(nil)),
-		gap:      hasUnprintable(m),
+		Case: oracle.Case{Name: name, Cols: cols, Rows: rows, Scrollback: scrollback, Stream: stream, Snapshot: m.Snapshot(nil)},
+		gap:  hasUnprintable(m),
 	}
 }
 
@@ -76,42 +52,20 @@ func hasUnprintable(m *Model) bool {
 // runOracle runs the oracle over cases, or skips the test when node or the
 // oracle's node_modules (npm ci in internal/terminal/screen/oracle) is
 // missing.
-func runOracle(t *testing.T, cases []oracleCase) []oracleResult {
+func runOracle(t *testing.T, cases []oracleCase) []oracle.Result {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node not found: the xterm.js oracle needs Node.js")
-	}
-	if _, err := os.Stat(filepath.Join("oracle", "node_modules", "@xterm", "headless")); err != nil {
-		t.Skip("oracle/node_modules missing: run `npm ci` in internal/terminal/screen/oracle")
-	}
-	in, err := json.Marshal(cases)
-	if err != nil {
-		t.Fatal(err)
+	cs := make([]oracle.Case, len(cases))
+	for i, c := range cases {
+		cs[i] = c.Case
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "oracle.js")
-	cmd.Dir = "oracle"
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	res, err := oracle.Run(ctx, cs)
+	if errors.Is(err, oracle.ErrUnavailable) {
+		t.Skip(err)
+	}
 	if err != nil {
-		t.Fatalf("oracle: %v\n%s", err, stderr.String())
-	}
-	var res []oracleResult
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		var r oracleResult
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatalf("oracle output %q: %v", sc.Text(), err)
-		}
-		res = append(res, r)
-	}
-	if len(res) != len(cases) {
-		t.Fatalf("oracle answered %d of %d cases\n%s", len(res), len(cases), stderr.String())
+		t.Fatal(err)
 	}
 	return res
 }
@@ -165,10 +119,10 @@ func newResizeCase(name string, cols, rows, scrollback int, stream []byte, at, c
 	m.Resize(cols2, rows2)
 	m.Write(stream[at:])
 	return oracleCase{
-		Name: name, Cols: cols, Rows: rows, Scrollback: scrollback,
-		Stream:   base64.StdEncoding.EncodeToString(stream),
-		Snapshot: base64.StdEncoding.EncodeToString(m.Snapshot(nil)),
-		ResizeAt: at, NewCols: cols2, NewRows: rows2,
+		Case: oracle.Case{
+			Name: name, Cols: cols, Rows: rows, Scrollback: scrollback, Stream: stream, Snapshot: m.Snapshot(nil),
+			ResizeAt: at, NewCols: cols2, NewRows: rows2,
+		},
 		gap: hasUnprintable(m),
 	}
 }

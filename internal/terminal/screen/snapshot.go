@@ -23,6 +23,10 @@ func (m *Model) Snapshot(dst []byte) []byte {
 	s.emitBuffer(m.normal, 0)
 	if m.active == m.alt {
 		s.bufferState(m.normal, false)
+		// The normal screen's cursor (pending wrap included) stays where
+		// it was under the alternate one: a later resize keeps or drops
+		// the normal screen's lines by it. Origin mode is not on yet.
+		s.cursor(m.normal)
 		s.sgr(0, 0, true)
 		s.dst = append(s.dst, "\x1b[?47h\x1b[H"...)
 		s.x = 0
@@ -37,6 +41,7 @@ func (m *Model) Snapshot(dst []byte) []byte {
 	s.bufferState(b, viaRestore)
 	if m.origin {
 		s.dst = append(s.dst, "\x1b[?6h"...)
+		s.origin = true
 	}
 	if viaRestore {
 		s.charsets(m.g, m.glevel)
@@ -59,6 +64,7 @@ type serializer struct {
 	fg, bg uint32 // attributes in force on the terminal
 	link   uint32 // hyperlink in force on the terminal
 	x      int    // the terminal's cursor column while emitting lines
+	origin bool   // origin mode is on in the terminal
 }
 
 func (s *serializer) csi(n int, final byte) {
@@ -445,8 +451,8 @@ func (s *serializer) cursor(b *buffer) {
 	// In origin mode the cursor can be outside the scroll region only by
 	// coming back from the alternate screen, which passes its position on
 	// (unclamped): do the same.
-	viaAlt := s.m.origin && (b.y < b.scrollTop || b.y > b.scrollBottom) && b == s.m.normal
-	if s.m.origin && !viaAlt {
+	viaAlt := s.origin && (b.y < b.scrollTop || b.y > b.scrollBottom) && b == s.m.normal
+	if s.origin && !viaAlt {
 		y -= b.scrollTop
 	}
 	x := b.x

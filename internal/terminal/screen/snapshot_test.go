@@ -21,7 +21,7 @@ var snapshotCases = []struct {
 	{"colours", 10, 3, 10, "\x1b[1;31mred\x1b[0m \x1b[38;5;208m256\x1b[48;2;1;2;3mrgb",
 		"\x1bc\x1b[0;1;31mred\x1b[0m \x1b[0;38;5;208m256\x1b[0;38;5;208;48;2;1;2;3mrgb\x1b[0;38;5;208m\r\n\r\n\x1b[1;10H\x1b[0;38;5;208;48;2;1;2;3mb\x1b[?25h"},
 	{"alternate screen over the normal one", 10, 3, 0, "main\x1b[?1049h\x1b[2;5Halt\x1b[?25l",
-		"\x1bcmain\r\n\r\n\x1b[1;5H\x1b7\x1b[0m\x1b[?47h\x1b[H\r\n\x1b[5Galt\r\n\x1b[2;8H\x1b[?25l"},
+		"\x1bcmain\r\n\r\n\x1b[1;5H\x1b7\x1b[1;5H\x1b[0m\x1b[?47h\x1b[H\r\n\x1b[5Galt\r\n\x1b[2;8H\x1b[?25l"},
 	{"modes, title, charset, attributed blank", 10, 3, 10, "漢字\x1b[4:3mu\x1b]2;title\x07\x1b[2;3r\x1b[?2004h\x1b[?1000h\x1b[?1006h\x1b=\x1b(0q",
 		"\x1bc\x1b]2;title\a\x1b[0;4:3m─一\x1b[3GX\x1b[3G\x1b[0m字\x1b[0;4:3mu\r\n\r\n\x1b[2;3r\x1b[1;2H\x1b(0\x1b[?66h\x1b[?2004h\x1b[?1000h\x1b[?1006h\x1b[?25h"},
 	{"hyperlink", 12, 2, 10, "\x1b]8;;https://example.com\x1b\\link\x1b]8;;\x1b\\ x",

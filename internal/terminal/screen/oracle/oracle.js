@@ -1,8 +1,11 @@
-// The reference terminal for internal/terminal/screen: reads a JSON array of
-// cases {name, cols, rows, scrollback, stream_b64, snapshot_b64} on stdin,
-// feeds each stream (resized to new_cols x new_rows after resize_at bytes
-// when given) and each snapshot to a fresh @xterm/headless terminal, and
-// prints one JSON line per case: {name, ok, diffs, xterm_error}, where
+// The reference terminal for Tether's tests (see oracle.go): reads a JSON
+// array of cases on stdin. A case is either {name, cols, rows, scrollback,
+// stream_b64, snapshot_b64}: each stream (resized to new_cols x new_rows
+// after resize_at bytes when given) and each snapshot fed to a fresh
+// @xterm/headless terminal; or {name, scrollback, a, b}: two lists of steps
+// a client takes ({reset:[cols,rows]} starts a fresh terminal,
+// {resize:[cols,rows]}, {data_b64}). It prints one JSON line per case:
+// {name, ok, diffs, xterm_error}, where
 // diffs lists (up to 20) differences in cells (characters, width, colours,
 // attributes), wrap flags, cursor, buffer, scroll region, modes, charsets,
 // saved cursor and title, for the active buffer and the normal buffer's
@@ -59,6 +62,9 @@ function describe(term, title) {
   const active = bs.buffer;
   out.buffer = term.buffer.active.type;
   out.cursor = [active.x, active.y];
+  // Under the alternate screen, the normal screen's cursor decides what a
+  // resize keeps of the normal screen's lines.
+  if (active !== bs.buffers.normal) out.normalCursor = [bs.buffers.normal.x, bs.buffers.normal.y];
   out.cursorHidden = core.coreService.isCursorHidden;
   out.scroll = [active.scrollTop, active.scrollBottom];
   out.modes = JSON.stringify(term.modes);
@@ -86,24 +92,43 @@ function describe(term, title) {
   return { out, lines };
 }
 
+// play runs a client's steps and returns the terminal they end with.
+async function play(ops, sb) {
+  let cur = null;
+  for (const op of ops) {
+    if (op.reset) {
+      if (cur) cur.term.dispose();
+      cur = await feed(op.reset[0], op.reset[1], sb, '');
+    } else if (op.resize) {
+      cur.term.resize(op.resize[0], op.resize[1]);
+    } else if (op.data_b64) {
+      await write(cur.term, Buffer.from(op.data_b64, 'base64'));
+    }
+  }
+  return cur;
+}
+
 async function main() {
   let input = '';
   for await (const chunk of process.stdin) input += chunk;
   const cases = JSON.parse(input);
   for (const c of cases) {
-    const stream = Buffer.from(c.stream_b64, 'base64');
-    const snap = Buffer.from(c.snapshot_b64, 'base64');
+    const stream = Buffer.from(c.stream_b64 || '', 'base64');
+    const snap = Buffer.from(c.snapshot_b64 || '', 'base64');
     const sb = c.scrollback ?? 1000;
     let a, b;
     try {
-      if (c.resize_at !== undefined) {
+      if (c.a) {
+        a = await play(c.a, sb);
+        b = await play(c.b, sb);
+      } else if (c.resize_at !== undefined) {
         a = await feed(c.cols, c.rows, sb, stream.subarray(0, c.resize_at));
         a.term.resize(c.new_cols, c.new_rows);
         await write(a.term, stream.subarray(c.resize_at));
       } else {
         a = await feed(c.cols, c.rows, sb, stream);
       }
-      b = await feed(c.new_cols || c.cols, c.new_rows || c.rows, sb, snap);
+      if (!c.a) b = await feed(c.new_cols || c.cols, c.new_rows || c.rows, sb, snap);
     } catch (e) {
       process.stdout.write(JSON.stringify({ name: c.name, ok: false, diffs: [], xterm_error: String(e) }) + '\n');
       continue;
