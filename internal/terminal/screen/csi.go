@@ -43,13 +43,15 @@ func (m *Model) csiDispatch(final byte) {
 			m.setCursor(x, m.p1()-1)
 		case 'I': // cursorForwardTab
 			if b.x < b.cols {
-				for n := m.p1(); n > 0; n-- {
+				// Stop at the last column, where further tabs do nothing: a
+				// count of 2^31 would otherwise take seconds.
+				for n := m.p1(); n > 0 && b.x < b.cols-1; n-- {
 					b.x = b.nextStop(b.x)
 				}
 			}
 		case 'Z': // cursorBackwardTab
 			if b.x < b.cols {
-				for n := m.p1(); n > 0; n-- {
+				for n := m.p1(); n > 0 && b.x > 0; n-- { // (as above)
 					b.x = b.prevStop(b.x)
 				}
 			}

@@ -63,3 +63,18 @@ func TestCombiningCompaction(t *testing.T) {
 		}
 	}
 }
+
+// TestHugeTabCount checks that CHT and CBT with the largest count end at
+// the last and first column at once (each tab was a loop iteration: 2^31 of
+// them took seconds, found by FuzzModel as a hang).
+func TestHugeTabCount(t *testing.T) {
+	m := New(20, 2, 0)
+	m.Write([]byte("\x1b[2147483647I"))
+	if x := m.active.x; x != 19 {
+		t.Fatalf("after CHT: column %d, want 19", x)
+	}
+	m.Write([]byte("\x1b[99999999999Z"))
+	if x := m.active.x; x != 0 {
+		t.Fatalf("after CBT: column %d, want 0", x)
+	}
+}
