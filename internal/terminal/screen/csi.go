@@ -43,13 +43,15 @@ func (m *Model) csiDispatch(final byte) {
 			m.setCursor(x, m.p1()-1)
 		case 'I': // cursorForwardTab
 			if b.x < b.cols {
-				for n := m.p1(); n > 0; n-- {
+				// Stop at the last column, where further tabs do nothing: a
+				// count of 2^31 would otherwise take seconds.
+				for n := m.p1(); n > 0 && b.x < b.cols-1; n-- {
 					b.x = b.nextStop(b.x)
 				}
 			}
 		case 'Z': // cursorBackwardTab
 			if b.x < b.cols {
-				for n := m.p1(); n > 0; n-- {
+				for n := m.p1(); n > 0 && b.x > 0; n-- { // (as above)
 					b.x = b.prevStop(b.x)
 				}
 			}
@@ -66,19 +68,13 @@ func (m *Model) csiDispatch(final byte) {
 			deleteCells(b.row(b.y), b.x, m.p1(), m.eraseCell())
 		case 'S': // scrollUp
 			ybase := b.ybase()
-			for n := min(m.p1(), b.rows); n > 0; n-- {
-				b.rotate(ybase+b.scrollTop, ybase+b.scrollBottom)
-				b.blank(ybase+b.scrollBottom, m.eraseCell())
-			}
+			b.shiftLines(ybase+b.scrollTop, ybase+b.scrollBottom, min(m.p1(), b.rows), m.eraseCell())
 		case 'T': // scrollDown: xterm.js fills with the default attributes
 			ybase := b.ybase()
-			for n := min(m.p1(), b.rows); n > 0; n-- {
-				b.rotate(ybase+b.scrollBottom, ybase+b.scrollTop)
-				b.blank(ybase+b.scrollTop, cell{c: nullContent})
-			}
+			b.shiftLines(ybase+b.scrollBottom, ybase+b.scrollTop, min(m.p1(), b.rows), nullCell)
 		case 'X': // eraseChars
 			m.restrictCursor(b.cols - 1)
-			replaceCells(b.row(b.y), b.x, b.x+m.p1(), m.eraseCell())
+			b.replaceCells(b.row(b.y), b.x, b.x+m.p1(), m.eraseCell())
 		case 'b':
 			m.repeatPreceding(m.p1())
 		case 'd': // linePosAbsolute
@@ -172,17 +168,17 @@ func (m *Model) eraseInDisplay(mode int) {
 	switch mode {
 	case 0:
 		y := b.y
-		replaceCells(b.row(y), b.x, b.cols, e)
+		b.replaceCells(b.row(y), b.x, b.cols, e)
 		if b.x == 0 {
 			*b.rowWrapped(y) = false
 		}
 		for y++; y < b.rows; y++ {
-			fillLine(b.row(y), e)
+			b.fill(b.row(y), e)
 			*b.rowWrapped(y) = false
 		}
 	case 1:
 		y := b.y
-		replaceCells(b.row(y), 0, b.x+1, e)
+		b.replaceCells(b.row(y), 0, b.x+1, e)
 		*b.rowWrapped(y) = false
 		if b.x+1 >= b.cols && y+1 < b.count {
 			// xterm.js clears the wrap flag of absolute line y+1 here (not
@@ -190,12 +186,12 @@ func (m *Model) eraseInDisplay(mode int) {
 			b.wrapped[b.slot(y+1)] = false
 		}
 		for y--; y >= 0; y-- {
-			fillLine(b.row(y), e)
+			b.fill(b.row(y), e)
 			*b.rowWrapped(y) = false
 		}
 	case 2:
 		for y := b.rows - 1; y >= 0; y-- {
-			fillLine(b.row(y), e)
+			b.fill(b.row(y), e)
 			*b.rowWrapped(y) = false
 		}
 	case 3:
@@ -212,45 +208,37 @@ func (m *Model) eraseInLine(mode int) {
 	e := m.eraseCell()
 	switch mode {
 	case 0:
-		replaceCells(b.row(b.y), b.x, b.cols, e)
+		b.replaceCells(b.row(b.y), b.x, b.cols, e)
 		if b.x == 0 {
 			*b.rowWrapped(b.y) = false
 		}
 	case 1:
-		replaceCells(b.row(b.y), 0, b.x+1, e)
+		b.replaceCells(b.row(b.y), 0, b.x+1, e)
 	case 2:
-		replaceCells(b.row(b.y), 0, b.cols, e)
+		b.replaceCells(b.row(b.y), 0, b.cols, e)
 		*b.rowWrapped(b.y) = false
 	}
 }
 
-func (m *Model) insertLines(n int) {
-	b := m.active
-	m.restrictCursor(b.cols - 1)
-	if b.y > b.scrollBottom || b.y < b.scrollTop {
-		return
-	}
-	ybase := b.ybase()
-	n = min(n, b.scrollBottom-b.y+1)
-	for ; n > 0; n-- {
-		b.rotate(ybase+b.scrollBottom, ybase+b.y)
-		b.blank(ybase+b.y, m.eraseCell())
-	}
-	b.x = 0
-}
+// insertLines and deleteLines are InputHandler.insertLines and deleteLines:
+// n blank lines appear at the cursor's row or the scroll region's bottom,
+// the lines in between moving down or up.
+func (m *Model) insertLines(n int) { m.insertDeleteLines(n, true) }
 
-func (m *Model) deleteLines(n int) {
+func (m *Model) deleteLines(n int) { m.insertDeleteLines(n, false) }
+
+func (m *Model) insertDeleteLines(n int, insert bool) {
 	b := m.active
 	m.restrictCursor(b.cols - 1)
 	if b.y > b.scrollBottom || b.y < b.scrollTop {
 		return
 	}
 	ybase := b.ybase()
-	n = min(n, b.scrollBottom-b.y+1)
-	for ; n > 0; n-- {
-		b.rotate(ybase+b.y, ybase+b.scrollBottom)
-		b.blank(ybase+b.scrollBottom, m.eraseCell())
+	from, to := ybase+b.y, ybase+b.scrollBottom
+	if insert {
+		from, to = to, from
 	}
+	b.shiftLines(from, to, min(n, b.scrollBottom-b.y+1), m.eraseCell())
 	b.x = 0
 }
 

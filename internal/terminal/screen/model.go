@@ -128,6 +128,19 @@ type Model struct {
 	comb      []string          // combined characters, indexed from cell content
 	combIndex map[string]uint32 // comb's entries by value
 	combLive  int               // entries alive after the last compaction
+	// combCache remembers recent joins (a cell's content and a combining
+	// mark, and the combined character they made) so that the same
+	// combined characters printed again need no string building and map
+	// lookup. Emptied when comb's indexes change (combGen counts it).
+	combCache [16]combJoin
+	combGen   uint32
+}
+
+// combJoin is one entry of Model.combCache: key is the cell's content (code
+// point or combined index) above the mark's code point.
+type combJoin struct {
+	key uint64
+	idx uint32
 }
 
 // New returns a Model of a terminal cols wide and rows high keeping up to
@@ -181,6 +194,8 @@ func (m *Model) fullReset() {
 	m.comb = m.comb[:0]
 	clear(m.combIndex)
 	m.combLive = 0
+	m.combCache = [len(m.combCache)]combJoin{}
+	m.combGen++
 	m.links = m.links[:0]
 }
 
@@ -276,6 +291,28 @@ func decodeUTF8(p []byte) (cp uint32, size int, ok bool) {
 	if b1 < 0x80 {
 		return uint32(b1), 1, true
 	}
+	// Complete, valid sequences, nearly all there are, with no loop; the
+	// rest (invalid, overlong, cut) take decodeUTF8Slow.
+	switch {
+	case b1 >= 0xC2 && b1 < 0xE0 && len(p) >= 2 && p[1]&0xC0 == 0x80:
+		return uint32(b1&0x1F)<<6 | uint32(p[1]&0x3F), 2, true
+	case b1&0xF0 == 0xE0 && len(p) >= 3 && p[1]&0xC0 == 0x80 && p[2]&0xC0 == 0x80:
+		cp = uint32(b1&0x0F)<<12 | uint32(p[1]&0x3F)<<6 | uint32(p[2]&0x3F)
+		if cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF) && cp != 0xFEFF {
+			return cp, 3, true
+		}
+	case b1&0xF8 == 0xF0 && len(p) >= 4 && p[1]&0xC0 == 0x80 && p[2]&0xC0 == 0x80 && p[3]&0xC0 == 0x80:
+		cp = uint32(b1&0x07)<<18 | uint32(p[1]&0x3F)<<12 | uint32(p[2]&0x3F)<<6 | uint32(p[3]&0x3F)
+		if cp >= 0x10000 && cp <= 0x10FFFF {
+			return cp, 4, true
+		}
+	}
+	return decodeUTF8Slow(p)
+}
+
+// decodeUTF8Slow is decodeUTF8 for a sequence that is not complete and valid.
+func decodeUTF8Slow(p []byte) (cp uint32, size int, ok bool) {
+	b1 := p[0]
 	cont := func(i int) int { // 1 continuation, 0 missing, -1 not a continuation
 		if i >= len(p) {
 			return 0
@@ -337,6 +374,10 @@ func (m *Model) printRun(p []byte, i int) int {
 	started := false
 	b := m.active
 	n := len(p)
+	// row is the cursor's row while no line has moved since it was looked
+	// up (nil: look it up again), so that a run of wide characters does not
+	// look its row up for each.
+	var row []cell
 	for i < n {
 		c := p[i]
 		if c >= 0x20 && c < 0x7f {
@@ -346,11 +387,12 @@ func (m *Model) printRun(p []byte, i int) int {
 			}
 			if m.charset != 0 || m.insert {
 				m.printCP(uint32(c))
+				row = nil
 				i++
 				continue
 			}
 			// Fast path: plain ASCII into the current row.
-			row := b.row(b.y)
+			row = b.row(b.y)
 			x := b.x
 			fg, bg, lk := m.fg, m.cbg, m.clink
 			cols := b.cols
@@ -419,8 +461,25 @@ func (m *Model) printRun(p []byte, i int) int {
 			m.printStart()
 			started = true
 		}
-		m.printCP(cp)
 		i += size
+		// Fast path: a character of width 1 or 2 that fits on the row, not
+		// inserted: what printCP does for it (character sets map only
+		// ASCII).
+		if w := wcwidth(cp); w != 0 && !m.insert && b.x+w <= b.cols {
+			if row == nil {
+				row = b.row(b.y)
+			}
+			x := b.x
+			row[x] = cell{cp | uint32(w)<<widthShift | m.clink, m.fg, m.cbg}
+			if w == 2 {
+				row[x+1] = cell{m.clink, m.fg, m.cbg}
+			}
+			b.x = x + w
+			m.join = uint8(w << 1)
+			continue
+		}
+		m.printCP(cp)
+		row = nil
 	}
 	if started {
 		m.printEnd()
@@ -560,27 +619,43 @@ func b2u8(v bool) uint8 {
 // addCodepoint is BufferLine.addCodepointToCell.
 func (m *Model) addCodepoint(c *cell, cp uint32, w int) {
 	content := c.c
-	var buf [maxCombined + 8]byte
-	switch {
-	case content&isCombined != 0:
-		s := m.comb[content&codeMask]
-		if len(s)+utf8.RuneLen(rune(cp)) <= maxCombined {
-			if idx, ok := m.newComb(utf8.AppendRune(append(buf[:0], s...), rune(cp))); ok {
-				content = content&^codeMask | idx
-			}
-		}
-	case content&codeMask != 0:
-		b := utf8.AppendRune(utf8.AppendRune(buf[:0], rune(content&codeMask)), rune(cp))
-		if idx, ok := m.newComb(b); ok {
-			content = content&^codeMask | isCombined | idx
-		}
-	default:
+	if content&contentMask == 0 {
 		content = content&linkMask | cp | 1<<widthShift
+	} else if idx, ok := m.combine(content, cp); ok {
+		content = content&^codeMask | isCombined | idx
 	}
 	if w != 0 {
 		content = content&^(3<<widthShift) | uint32(w)<<widthShift
 	}
 	c.c = content
+}
+
+// combine returns the index in comb of the characters of content (a code
+// point or a combined character) followed by the mark cp; false when the
+// mark is dropped (too long a character, or the table full).
+func (m *Model) combine(content, cp uint32) (uint32, bool) {
+	key := uint64(content&contentMask)<<32 | uint64(cp)
+	e := &m.combCache[(content*31+cp)%uint32(len(m.combCache))]
+	if e.key == key { // key is never 0: content is not empty
+		return e.idx, true
+	}
+	var buf [maxCombined + 8]byte
+	var b []byte
+	if content&isCombined != 0 {
+		s := m.comb[content&codeMask]
+		if len(s)+utf8.RuneLen(rune(cp)) > maxCombined {
+			return 0, false
+		}
+		b = utf8.AppendRune(append(buf[:0], s...), rune(cp))
+	} else {
+		b = utf8.AppendRune(utf8.AppendRune(buf[:0], rune(content&codeMask)), rune(cp))
+	}
+	gen := m.combGen
+	idx, ok := m.newComb(b)
+	if ok && gen == m.combGen { // else a compaction renumbered content's index
+		*e = combJoin{key, idx}
+	}
+	return idx, ok
 }
 
 // newComb stores a combined character and returns its index, or false when
@@ -637,6 +712,8 @@ func (m *Model) compactComb() {
 	visit(m.alt.cells)
 	m.comb = fresh
 	m.combLive = len(fresh)
+	m.combCache = [len(m.combCache)]combJoin{}
+	m.combGen++
 	clear(m.combIndex)
 	for i, s := range fresh {
 		m.combIndex[s] = uint32(i)
@@ -1103,8 +1180,7 @@ func (m *Model) reverseIndex() {
 	m.restrictCursor(b.cols - 1)
 	if b.y == b.scrollTop {
 		ybase := b.ybase()
-		b.rotate(ybase+b.scrollBottom, ybase+b.scrollTop)
-		b.blank(ybase+b.scrollTop, m.eraseCell())
+		b.shiftLines(ybase+b.scrollBottom, ybase+b.scrollTop, 1, m.eraseCell())
 	} else {
 		b.y--
 		m.restrictCursor(b.cols - 1)
@@ -1216,7 +1292,7 @@ func (m *Model) screenAlignment() {
 		idx := ybase + b.y + k
 		j := idx % b.slots
 		if idx < b.count || (idx >= b.slots && j < b.count) {
-			fillLine(b.line(j), e)
+			b.fill(b.line(j), e)
 			b.wrapped[b.slot(j)] = false
 		}
 	}

@@ -270,7 +270,13 @@ func (st *resizeState) reflowLarger(newCols, newRows int) {
 				}
 			}
 		}
-		replaceCells(wrapped[destLine].c, destCol, newCols, nullCell)
+		// A wide character in the last column (left by an earlier reflow)
+		// counts two cells past the edge, which can run the copy past the
+		// group's last line: xterm.js then throws here and leaves the resize
+		// half done. The model keeps the lines as copied.
+		if destLine < len(wrapped) {
+			replaceCells(wrapped[destLine].c, destCol, newCols, nullCell)
+		}
 		count := 0
 		for k := len(wrapped) - 1; k > 0; k-- {
 			if k > destLine || wrapped[k].trimmedLength() == 0 {
@@ -397,11 +403,19 @@ func (st *resizeState) reflowSmaller(newCols, newRows int) {
 			countToInsert += len(added)
 		}
 		wrapped = append(wrapped, added...)
+		// A group with no content (a wrapped first line, its predecessor
+		// scrolled away) has no new lengths: xterm.js reads undefined for
+		// destCol, and its copy loop stops at once (destLine < 0 below).
 		destLine := len(dest) - 1
-		destCol := dest[destLine]
+		destCol := 0
+		if destLine >= 0 {
+			destCol = dest[destLine]
+		}
 		if destCol == 0 {
 			destLine--
-			destCol = dest[destLine]
+			if destLine >= 0 {
+				destCol = dest[destLine]
+			}
 		}
 		srcLine := len(wrapped) - linesToAdd - 1
 		srcCol := lastLen

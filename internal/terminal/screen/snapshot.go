@@ -87,6 +87,7 @@ func (s *serializer) emitBuffer(b *buffer, from int) {
 	cols, rows := b.cols, b.rows
 	s.x = 0
 	var prev []cell
+	prevFill := uint32(0)
 	for i := from; i < b.count; i++ {
 		l := b.line(i)
 		fill := uint32(0)
@@ -94,15 +95,16 @@ func (s *serializer) emitBuffer(b *buffer, from int) {
 		if i == from && b.wrapped[b.slot(i)] && rows >= 2 {
 			// Only a wrap marks a line wrapped, so wrap into row 1 from a
 			// dummy row 0 and delete that row.
-			start, _ = s.wrapInto(blankLine(cols), l, rows)
+			start, _ = s.wrapInto(blankLine(cols), l, 0, false, rows)
 			s.sgr(s.fg, 0, false)
 			s.dst = append(s.dst, "\x1b[H\x1b[M"...)
 			s.x = 0
 		} else if i > from {
 			if b.wrapped[b.slot(i)] {
 				var wrapBg uint32
-				start, wrapBg = s.wrapInto(prev, l, rows)
-				if i-from >= rows { // the wrap scrolled in a line filled with wrapBg
+				scrolled := i-from >= rows // the wrap scrolled in a line filled with wrapBg
+				start, wrapBg = s.wrapInto(prev, l, prevFill, scrolled, rows)
+				if scrolled {
 					fill = wrapBg
 				}
 			} else {
@@ -114,21 +116,25 @@ func (s *serializer) emitBuffer(b *buffer, from int) {
 			}
 		}
 		s.emitCells(l, start, fill, cols)
-		prev = l
+		prev, prevFill = l, fill
 	}
 }
 
 // wrapInto gets the terminal from the end of line prev onto the next line by
 // printing the first cell of l (or a placeholder) at the last column so that
-// xterm.js marks the new line as wrapped. It returns the first cell of l
-// still to emit and the background colour in force when the wrap happened.
-func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
+// xterm.js marks the new line as wrapped. prevFill is the background prev's
+// blanks were emitted on, and scrolled says whether the wrap scrolls in a
+// new line (filled with the background in force). It returns the first cell
+// of l still to emit and the background colour in force when the wrap
+// happened.
+func (s *serializer) wrapInto(prev, l []cell, prevFill uint32, scrolled bool, rows int) (int, uint32) {
 	cols := len(l)
-	last := prev[cols-1]
-	first := l[0]
-	printable := first.hasContent() && first.width() > 0 && s.printable(first)
+	// The cells as emitCells sends them: what no output makes is a blank.
+	last := s.view(prev, cols-1, prevFill)
+	first := s.view(l, 0, 0) // (an orphan there is erased with its colour below)
+	printable := first.width() > 0 && !s.blank(l, 0)
 	if !last.hasContent() && last.width() == 1 && printable && first.width() == 2 &&
-		last.fg == first.fg && last.bg == first.bg && last.c&linkMask == first.c&linkMask {
+		sameAttrs(last, first) {
 		// A wide character that did not fit: printing it at the last column
 		// wraps and blanks that column with its attributes, as it did.
 		s.cha(cols - 1)
@@ -143,10 +149,19 @@ func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
 		// The terminal is not in the pending-wrap state: reprint the last
 		// glyph of prev, or a placeholder to erase afterwards.
 		switch {
+		case last.hasContent() && last.width() == 1 && cols >= 2 && prev[cols-2].width() == 2 && !s.blank(prev, cols-2):
+			// last covers the right half of a wide character (printed with
+			// autowrap off, see afterWide): printing it alone would blank
+			// the wide character, so reprint both the same way.
+			s.cha(cols - 2)
+			s.printCell(prev[cols-2])
+			s.dst = append(s.dst, "\x1b[?7l"...)
+			s.printCell(last)
+			s.dst = append(s.dst, "\x1b[?7h"...)
 		case last.hasContent() && last.width() == 1:
 			s.cha(cols - 1)
 			s.printCell(last)
-		case last.width() == 0 && cols >= 2 && prev[cols-2].width() == 2:
+		case last.width() == 0 && cols >= 2 && prev[cols-2].width() == 2 && !s.blank(prev, cols-2):
 			s.cha(cols - 2)
 			s.printCell(prev[cols-2])
 		default:
@@ -178,7 +193,7 @@ func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
 	if placeholderPrev && rows >= 2 {
 		s.dst = append(s.dst, "\x1b[A"...)
 		s.x = -1
-		if last.fg != 0 || last.bg&^colorBits != 0 {
+		if attrBlankCell(last) {
 			s.attrBlank(prev, cols-1, 0)
 		} else {
 			s.cha(cols - 1)
@@ -190,8 +205,12 @@ func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
 	}
 	if placeholderFirst {
 		s.x = -1
-		if !first.hasContent() && first.width() == 1 && (first.fg != 0 || first.bg&^colorBits != 0 || first.c&linkMask != 0) {
-			start = s.attrBlank(l, 0, wrapBg)
+		if attrBlankCell(first) {
+			fill := uint32(0)
+			if scrolled {
+				fill = wrapBg
+			}
+			start = s.attrBlank(l, 0, fill)
 			s.x = -1
 		} else {
 			s.cha(0)
@@ -210,15 +229,15 @@ func (s *serializer) wrapInto(prev, l []cell, rows int) (int, uint32) {
 // blank with background fill.
 func (s *serializer) emitCells(l []cell, start int, fill uint32, cols int) {
 	for c := start; c < cols; {
-		cl := l[c]
-		if s.blank(l, c) {
+		cl := s.view(l, c, fill)
+		if !cl.hasContent() {
 			// (A wide character cut by a resize at the last column cannot be
 			// printed there either.)
 			if cl.width() == 0 { // orphaned second half: left blank
 				c++
 				continue
 			}
-			if cl.fg != 0 || cl.bg&^colorBits != 0 || cl.c&linkMask != 0 {
+			if attrBlankCell(cl) {
 				c = s.attrBlank(l, c, fill)
 				continue
 			}
@@ -228,8 +247,11 @@ func (s *serializer) emitCells(l []cell, start int, fill uint32, cols int) {
 				continue
 			}
 			n := 1
-			for c+n < cols && s.blank(l, c+n) && l[c+n].width() == 1 && normColor(l[c+n].bg&colorBits) == bg &&
-				l[c+n].fg == 0 && l[c+n].bg&^colorBits == 0 && l[c+n].c&linkMask == 0 {
+			for c+n < cols {
+				nc := s.view(l, c+n, fill)
+				if nc.hasContent() || nc.width() != 1 || attrBlankCell(nc) || normColor(nc.bg&colorBits) != bg {
+					break
+				}
 				n++
 			}
 			s.cha(c)
@@ -282,15 +304,7 @@ func (s *serializer) printCell(cl cell) {
 
 // sgr brings the terminal's attributes to fg, bg.
 func (s *serializer) sgr(fg, bg uint32, force bool) {
-	fg, bg = normColor(fg), normColor(bg)
-	if ulStyle(bg) != 0 {
-		// A style without the flag (xterm.js shows it when DECRC dropped
-		// the flag but not the style) shows as underlined: same as SGR 4:N.
-		fg |= fgUnderline
-	}
-	if ulStyle(bg) == 1 { // SGR 4 either way
-		bg = withULStyle(bg, 0)
-	}
+	fg, bg = normAttrs(fg, bg)
 	if !force && fg == s.fg && bg == s.bg {
 		return
 	}
@@ -331,6 +345,29 @@ func (s *serializer) sgr(fg, bg uint32, force bool) {
 	d = appendColor(d, fg, 30, 90, 38)
 	d = appendColor(d, bg, 40, 100, 48)
 	s.dst = append(d, 'm')
+}
+
+// normAttrs returns attributes as sgr sends them: cells with the same
+// normalized attributes are recreated alike.
+func normAttrs(fg, bg uint32) (uint32, uint32) {
+	fg, bg = normColor(fg), normColor(bg)
+	if ulStyle(bg) != 0 {
+		// A style without the flag (xterm.js shows it when DECRC dropped
+		// the flag but not the style) shows as underlined: same as SGR 4:N.
+		fg |= fgUnderline
+	}
+	if ulStyle(bg) == 1 { // SGR 4 either way
+		bg = withULStyle(bg, 0)
+	}
+	return fg, bg
+}
+
+// sameAttrs reports whether cells a and b are recreated with the same
+// attributes and link.
+func sameAttrs(a, b cell) bool {
+	afg, abg := normAttrs(a.fg, a.bg)
+	bfg, bbg := normAttrs(b.fg, b.bg)
+	return afg == bfg && abg == bbg && a.c&linkMask == b.c&linkMask
 }
 
 func appendColor(d []byte, v uint32, base, bright, ext int) []byte {
@@ -411,18 +448,11 @@ func (s *serializer) bufferState(b *buffer, forceSave bool) {
 // by reprinting the glyph that ends the row.
 func (s *serializer) cursor(b *buffer) {
 	y := b.y
-	if s.origin {
-		if (b.y < b.scrollTop || b.y > b.scrollBottom) && b == s.m.normal && b.x < b.cols {
-			// In origin mode the cursor can be outside the scroll region
-			// only by coming back from the alternate screen, which passes
-			// its position on (unclamped): do the same.
-			s.dst = append(s.dst, "\x1b[?47h\x1b["...)
-			s.dst = strconv.AppendInt(s.dst, int64(b.y+1), 10)
-			s.dst = append(s.dst, ';')
-			s.dst = strconv.AppendInt(s.dst, int64(b.x+1), 10)
-			s.dst = append(s.dst, "H\x1b[?47l"...)
-			return
-		}
+	// In origin mode the cursor can be outside the scroll region only by
+	// coming back from the alternate screen, which passes its position on
+	// (unclamped): do the same.
+	viaAlt := s.origin && (b.y < b.scrollTop || b.y > b.scrollBottom) && b == s.m.normal
+	if s.origin && !viaAlt {
 		y -= b.scrollTop
 	}
 	x := b.x
@@ -437,11 +467,17 @@ func (s *serializer) cursor(b *buffer) {
 			pending = true
 		}
 	}
+	if viaAlt {
+		s.dst = append(s.dst, "\x1b[?47h"...)
+	}
 	s.dst = append(s.dst, "\x1b["...)
 	s.dst = strconv.AppendInt(s.dst, int64(y+1), 10)
 	s.dst = append(s.dst, ';')
 	s.dst = strconv.AppendInt(s.dst, int64(x+1), 10)
 	s.dst = append(s.dst, 'H')
+	if viaAlt {
+		s.dst = append(s.dst, "\x1b[?47l"...)
+	}
 	if pending {
 		if x == b.cols-1 && b.cols >= 2 && row[x-1].width() == 2 {
 			// The last glyph covers the right half of a wide character
@@ -556,7 +592,7 @@ func blankLine(cols int) []cell {
 // that print. It returns the next cell to emit.
 func (s *serializer) attrBlank(l []cell, c int, fill uint32) int {
 	cols := len(l)
-	cl := l[c]
+	cl := s.sent(l, c)
 	if c+1 < cols {
 		s.cha(c)
 		s.dst = append(s.dst, "\u4e00"...) // a wide character over c, c+1
@@ -567,11 +603,11 @@ func (s *serializer) attrBlank(l []cell, c int, fill uint32) int {
 		s.dst = append(s.dst, 'X') // blanks c with cl's attributes
 		s.x = c + 2
 		// Cell c+1 now holds the X: emit it explicitly.
-		n := l[c+1]
+		n := s.view(l, c+1, fill)
 		// A blank there is erased; if it has attributes too and ends the
 		// line, it gets only its background (doc.go: the last column's
 		// trick would undo this one).
-		if !n.hasContent() && n.width() == 1 && (n.fg == 0 && n.bg&^colorBits == 0 && n.c&linkMask == 0 || c+1 == cols-1) {
+		if !n.hasContent() && n.width() == 1 && (!attrBlankCell(n) || c+1 == cols-1) {
 			s.x = -1
 			s.cha(c + 1)
 			s.sgr(0, normColor(n.bg&colorBits), false)
@@ -584,7 +620,7 @@ func (s *serializer) attrBlank(l []cell, c int, fill uint32) int {
 	// glyph that covers c-1 over it; the print's end repair blanks c with
 	// the attributes in force.
 	g := c - 1
-	if l[g].width() == 0 && g > 0 && l[g-1].width() == 2 {
+	if v := s.view(l, g, fill); v.width() == 0 && !v.hasContent() && g > 0 { // a wide character's right half
 		g--
 	}
 	s.x = -1
@@ -592,8 +628,8 @@ func (s *serializer) attrBlank(l []cell, c int, fill uint32) int {
 	s.dst = append(s.dst, "\u4e00"...)
 	s.x = -1
 	s.cha(g)
-	prev := l[g]
-	if prev.hasContent() && prev.fg == cl.fg && prev.bg == cl.bg && prev.c&linkMask == cl.c&linkMask {
+	prev := s.view(l, g, fill)
+	if prev.hasContent() && sameAttrs(prev, cl) {
 		if prev.width() == 0 {
 			s.sgr(prev.fg, prev.bg, true) // join nothing
 		}
@@ -680,7 +716,7 @@ func rightHalfOK(l []cell, c int) bool {
 	if n.width() == 0 && !n.hasContent() {
 		return true
 	}
-	return c+1 == len(l)-1 && n.hasContent()
+	return c+1 == len(l)-1 && n.hasContent() && n.width() == 1 // (a wide one is not printed there)
 }
 
 // blank reports whether cell c of l is sent as a blank: it is one, or no
@@ -688,4 +724,54 @@ func rightHalfOK(l []cell, c int) bool {
 func (s *serializer) blank(l []cell, c int) bool {
 	cl := l[c]
 	return !cl.hasContent() || !s.printable(cl) || (cl.width() == 2 && (c == len(l)-1 || !rightHalfOK(l, c)))
+}
+
+// sent returns cell c of l as the snapshot recreates it: a cell no output
+// makes (see blank) becomes a blank with its attributes.
+func (s *serializer) sent(l []cell, c int) cell {
+	cl := l[c]
+	if cl.hasContent() && s.blank(l, c) {
+		return cell{nullContent | cl.c&linkMask, cl.fg, cl.bg}
+	}
+	return cl
+}
+
+// view returns cell c of l as the snapshot recreates it on a line whose
+// blanks have background fill: as sent; an orphaned right half, which
+// emitCells leaves alone, as a blank of the fill; and a blank with
+// attributes just before another at the end of the line with its
+// background only, as the last column's repair (attrBlank) leaves it.
+// Deciding on these cells makes the snapshot of the recreated line the same.
+func (s *serializer) view(l []cell, c int, fill uint32) cell {
+	// Most of a screen, as it is, without the calls below.
+	if cl := l[c]; cl.width() == 1 {
+		if cp := cl.c & contentMask; cp-0x20 < 0x7f-0x20 || cp == 0 && c != len(l)-2 {
+			return cl // printable ASCII, or a blank not before the last column
+		}
+	}
+	return s.viewSlow(l, c, fill)
+}
+
+func (s *serializer) viewSlow(l []cell, c int, fill uint32) cell {
+	if s.orphan(l, c) {
+		return cell{c: nullContent, bg: fill}
+	}
+	cl := s.sent(l, c)
+	if cols := len(l); c == cols-2 && attrBlankCell(cl) && !s.orphan(l, cols-1) && attrBlankCell(s.sent(l, cols-1)) {
+		return cell{c: nullContent, bg: cl.bg & colorBits}
+	}
+	return cl
+}
+
+// orphan reports whether cell c of l is an empty cell of width 0 that is
+// not the right half of a wide character the snapshot prints.
+func (s *serializer) orphan(l []cell, c int) bool {
+	cl := l[c]
+	return cl.width() == 0 && !cl.hasContent() && (c == 0 || l[c-1].width() != 2 || s.blank(l, c-1))
+}
+
+// attrBlankCell reports whether c is a blank with attributes beyond its
+// background colour, which only attrBlank's repairs recreate.
+func attrBlankCell(c cell) bool {
+	return !c.hasContent() && c.width() == 1 && (c.fg != 0 || c.bg&^colorBits != 0 || c.c&linkMask != 0)
 }

@@ -101,3 +101,25 @@ func lineText(m *Model, i int) string {
 	}
 	return string(s)
 }
+
+// TestResizeOddWraps resizes screens holding what reflows port from xterm.js
+// index past: a group of wrapped lines with no content (a wrapped first
+// line), and a wide character in the last column, which counts two cells
+// past the edge (xterm.js throws there). The model must carry on.
+func TestResizeOddWraps(t *testing.T) {
+	m := New(2, 2, 3)
+	m.Write([]byte("a\x1b7字m\x1b[u漢b\x1b[T[[7l"))
+	m.Resize(6, 5)
+	m.Resize(3, 5)
+	checkBounded(t, m)
+
+	m = New(2, 2, 0)
+	m.Resize(9, 6)
+	m.Write([]byte("\x1b#8\x1b"))
+	m.Resize(6, 3)
+	m.Write([]byte("mｆｆ\f\x1b[H"))
+	m.Resize(3, 4)
+	m.Write([]byte("\x1b[u"))
+	m.Resize(4, 4)
+	checkBounded(t, m)
+}

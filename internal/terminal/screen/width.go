@@ -37,17 +37,16 @@ var widthTable = func() *[65536]uint8 {
 	return t
 }()
 
-// wcwidth is UnicodeV6.wcwidth.
+// wcwidth is UnicodeV6.wcwidth, small enough to be inlined for the BMP.
 func wcwidth(cp uint32) int {
-	if cp < 32 {
-		return 0
-	}
-	if cp < 127 {
-		return 1
-	}
 	if cp < 65536 {
 		return int(widthTable[cp])
 	}
+	return wcwidthHigh(cp)
+}
+
+// wcwidthHigh is wcwidth above the BMP.
+func wcwidthHigh(cp uint32) int {
 	lo, hi := 0, len(highCombining)-1
 	if cp >= highCombining[0][0] && cp <= highCombining[hi][1] {
 		for lo <= hi {
