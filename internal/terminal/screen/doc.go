@@ -65,14 +65,19 @@
 //
 // # Known differences from xterm.js
 //
-// The oracle tests (oracle_test.go with oracle/oracle.js, a headless xterm.js)
-// compare, cell by cell and with cursor, modes, buffers, scroll region,
-// character sets, saved cursor and title, what xterm.js shows after a stream
-// and after the model's snapshot of it: the recorded programs in testdata
-// (vim, htop, top, less, man, bash, tmux, colours, CJK and emoji) at six cut
-// points each and with a resize half-way, 300 random streams, and 200 random
-// streams with a resize. All match except cases where the model holds state
-// no output can recreate on a fresh terminal, which the tests detect and log:
+// The oracle tests (oracle_test.go with package oracle, a headless xterm.js)
+// compare, cell by cell and with cursor, modes, buffers (and the normal
+// screen's cursor under the alternate one), scroll region, character sets,
+// saved cursor and title, what xterm.js shows after a stream and after the
+// model's snapshot of it: the recorded programs in testdata (vim, htop, top,
+// less, man, bash, tmux, colours, CJK and emoji) at six cut points each and
+// with a resize half-way, 300 random streams, and 200 random streams with a
+// resize. End to end, internal/milestones/programs_test.go runs real htop,
+// less and vim in a node's terminals and has xterm.js replay what a client
+// attached from the start and late clients (past the ring, after resizes,
+// keeping their own size) received. All match except cases where the model
+// holds state no output can recreate on a fresh terminal, which the tests
+// detect and log:
 //
 //   - Cells whose width is not the width of their characters (a zero-width
 //     character joined across a wide one's placeholder, or to a blank left
