@@ -149,10 +149,16 @@ func (o *operation) subscribeLocked() error {
 
 // unsubscribeLocked undoes subscribeLocked: this node no longer writes the
 // operation. o.mu must be held.
+//
+// Drain, not Unsubscribe: a request already delivered to a subscription
+// but not yet handed to its handler (waiting for o.mu, held here) would be
+// dropped by Unsubscribe and its requester left waiting for its whole
+// timeout (a reclaim 21 s); drained, it is answered (the handlers see the
+// operation ended or released) and the subscription then goes.
 func (o *operation) unsubscribeLocked() {
 	for _, sub := range []*nats.Subscription{o.cancelSub, o.inputSub, o.reclaimSub} {
 		if sub != nil {
-			_ = sub.Unsubscribe()
+			_ = sub.Drain()
 		}
 	}
 }
