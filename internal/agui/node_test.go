@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/tether-dev/tether/internal/testkit/nodeclients"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tether-dev/tether/internal/testkit/nodeclients"
 )
 
 // These tests run the real @ag-ui/client and @ag-ui/core 1.0.0 from
@@ -43,17 +44,7 @@ func TestTrackerMatchesVerifier(t *testing.T) {
 		cases = append(cases, seq)
 		used = append(used, tc)
 	}
-	in, _ := json.Marshal(cases)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "verify-events.mjs")
-	cmd.Dir = dir
-	cmd.Stdin = bytes.NewReader(in)
-	cmd.Env = append(os.Environ(), "SUPPRESS_TRANSFORMATION_WARNINGS=1")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node verify-events.mjs: %v", err)
-	}
+	out := verifyEvents(t, dir, cases)
 	var results []struct {
 		Bad   int    `json:"bad"`
 		Error string `json:"error"`
@@ -92,17 +83,7 @@ func TestParseMatchesSchemas(t *testing.T) {
 			valid = append(valid, false)
 		}
 	}
-	in, _ := json.Marshal(map[string]any{"enforce": events})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "verify-events.mjs")
-	cmd.Dir = dir
-	cmd.Stdin = bytes.NewReader(in)
-	cmd.Env = append(os.Environ(), "SUPPRESS_TRANSFORMATION_WARNINGS=1")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node verify-events.mjs: %v", err)
-	}
+	out := verifyEvents(t, dir, map[string]any{"enforce": events})
 	var results []*string
 	if err := json.Unmarshal(out, &results); err != nil || len(results) != len(events) {
 		t.Fatalf("results %s: %v", out, err)
@@ -116,6 +97,27 @@ func TestParseMatchesSchemas(t *testing.T) {
 			t.Errorf("%s: the schemas accept it: %v, Parse: %v %s", ev, accepted, valid[i], reason)
 		}
 	}
+}
+
+// verifyEvents runs clients/agui-verify's verify-events.mjs (in dir) on
+// input, as JSON, and returns its output.
+func verifyEvents(t *testing.T, dir string, input any) []byte {
+	t.Helper()
+	in, err := json.Marshal(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "verify-events.mjs")
+	cmd.Dir = dir
+	cmd.Stdin = bytes.NewReader(in)
+	cmd.Env = append(os.Environ(), "SUPPRESS_TRANSFORMATION_WARNINGS=1")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node verify-events.mjs: %v", err)
+	}
+	return out
 }
 
 // agentScript is what a test agent prints: a step, text streamed as small
@@ -419,17 +421,7 @@ func TestResumeAnywhereMatchesVerifier(t *testing.T) {
 			names = append(names, fmt.Sprintf("%s, resumed after event %d", tc.name, k))
 		}
 	}
-	in, _ := json.Marshal(cases)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "verify-events.mjs")
-	cmd.Dir = dir
-	cmd.Stdin = bytes.NewReader(in)
-	cmd.Env = append(os.Environ(), "SUPPRESS_TRANSFORMATION_WARNINGS=1")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node verify-events.mjs: %v", err)
-	}
+	out := verifyEvents(t, dir, cases)
 	var results []struct {
 		Bad   int    `json:"bad"`
 		Error string `json:"error"`
