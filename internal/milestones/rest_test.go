@@ -197,14 +197,7 @@ func TestDetachTimeout(t *testing.T) {
 // A recording is served and deleted through any node of a cluster: the
 // node that did not run the program fetches it from the one that did.
 func TestRecordingFromAnotherNode(t *testing.T) {
-	cfgA := testkit.Config(t)
-	cfgA.NodeName = "node-a"
-	cfgA.NATSListen = "127.0.0.1:0"
-	a := testkit.Start(t, cfgA, nil)
-	cfgB := testkit.Config(t)
-	cfgB.NodeName = "node-b"
-	cfgB.NATSURL = a.Backbone.ClientURLWithCredentials()
-	b := testkit.Start(t, cfgB, nil)
+	a, b := testkit.StartTwo(t, testkit.Config(t), testkit.Config(t))
 
 	// More than one chunk of recording (seq prints ~340 KB).
 	create(t, a, "far", []string{"seq", "1", "60000"})

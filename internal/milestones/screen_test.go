@@ -204,14 +204,7 @@ func TestScreenAPI(t *testing.T) {
 // the node running the program; a relayed late client gets the same
 // snapshot replay as a local one.
 func TestScreenFromAnotherNode(t *testing.T) {
-	cfgA := testkit.Config(t)
-	cfgA.NodeName = "node-a"
-	cfgA.NATSListen = "127.0.0.1:0"
-	a := testkit.Start(t, cfgA, nil)
-	cfgB := testkit.Config(t)
-	cfgB.NodeName = "node-b"
-	cfgB.NATSURL = a.Backbone.ClientURLWithCredentials()
-	b := testkit.Start(t, cfgB, nil)
+	a, b := testkit.StartTwo(t, testkit.Config(t), testkit.Config(t))
 
 	create(t, a, "far", cursorScript(3000))
 	live := record(t, a, "far", "since=0", true)

@@ -9,14 +9,7 @@ import (
 // Two nodes on one NATS: a worker on node A serves an operation started on
 // node B, which B's UI watches, resumes and cancels.
 func TestTwoNodes(t *testing.T) {
-	cfgA := opsConfig(t)
-	cfgA.NodeName = "node-a"
-	cfgA.NATSListen = "127.0.0.1:0"
-	a := testkit.Start(t, cfgA, nil)
-	cfgB := opsConfig(t)
-	cfgB.NodeName = "node-b"
-	cfgB.NATSURL = a.Backbone.ClientURLWithCredentials()
-	b := testkit.Start(t, cfgB, nil)
+	a, b := testkit.StartTwo(t, opsConfig(t), opsConfig(t))
 
 	w := workerConn(t, a, "far", "work")
 	ui := guidance(t, b, "alice")
