@@ -17,22 +17,25 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// runWorker runs the example worker on urls until ctx ends.
-func runWorker(ctx context.Context, t *testing.T, step time.Duration, urls ...string) struct{} {
-	newWorker(testkit.Token(t, "worker-1", "agent"), "remote-summarizer", step).run(ctx, urls)
-	return struct{}{}
+// startWorker runs the example worker on urls until the test ends.
+func startWorker(t *testing.T, step time.Duration, urls ...string) {
+	w := newWorker(testkit.Token(t, "worker-1", "agent"), "remote-summarizer", step)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.run(ctx, urls)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
 }
 
 // The example worker serves a real operation end to end.
 func TestExampleWorker(t *testing.T) {
 	n := testkit.Start(t, nil, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{}, 1)
-	go func() { done <- runWorker(ctx, t, 10*time.Millisecond, n.WS+"/ws/agent-worker") }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	startWorker(t, 10*time.Millisecond, n.WS+"/ws/agent-worker")
 	ui := testkit.Dial(t, n.WS+"/ws/agent-guidance", testkit.Bearer(testkit.Token(t, "alice")))
 	// The worker registers asynchronously: until then the agent is unknown.
 	var started map[string]any
@@ -64,13 +67,7 @@ func TestExampleWorker(t *testing.T) {
 // through the REST API streams its answer.
 func TestExampleWorkerChat(t *testing.T) {
 	n := testkit.Start(t, nil, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{}, 1)
-	go func() { done <- runWorker(ctx, t, 10*time.Millisecond, n.WS+"/ws/agent-worker") }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	startWorker(t, 10*time.Millisecond, n.WS+"/ws/agent-worker")
 	tok := testkit.Token(t, "alice")
 	testkit.Eventually(t, "the worker to register", func() bool {
 		st, body := testkit.Do(t, http.MethodGet, n.HTTP+"/ag-ui/info", tok, nil)
@@ -132,16 +129,8 @@ func TestExampleWorkerChat(t *testing.T) {
 func TestExampleWorkerReclaims(t *testing.T) {
 	a, b := testkit.StartTwo(t, testkit.Config(t), testkit.Config(t))
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{}, 1)
 	// On node-b first: the operation runs there.
-	go func() {
-		done <- runWorker(ctx, t, 200*time.Millisecond, b.WS+"/ws/agent-worker", a.WS+"/ws/agent-worker")
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	startWorker(t, 200*time.Millisecond, b.WS+"/ws/agent-worker", a.WS+"/ws/agent-worker")
 	ui := testkit.Dial(t, a.WS+"/ws/agent-guidance", testkit.Bearer(testkit.Token(t, "alice")))
 	testkit.Eventually(t, "the worker to register", func() bool {
 		ui.Send(map[string]any{"type": "start_operation", "operation_id": "ex-1", "agent_id": "remote-summarizer", "operation_type": "summarize", "input": map[string]any{"text": "hello tether world"}})
