@@ -377,6 +377,24 @@ func (t *Tracker) pop(kind entityKind, key string, o owner) {
 	}
 }
 
+// begin records entity key of set as open (owned by o), unless it is.
+func (t *Tracker) begin(set map[string]bool, kind entityKind, key string, o owner, ev *Event) {
+	if !set[key] {
+		set[key] = true
+		t.push(kind, key, o, ev)
+	}
+}
+
+// end records entity key of set as closed and reports whether it was open.
+func (t *Tracker) end(set map[string]bool, kind entityKind, key string) bool {
+	if !set[key] {
+		return false
+	}
+	delete(set, key)
+	t.pop(kind, key, owner{})
+	return true
+}
+
 // Apply records a stored event: the agent's after Check passed, Tether's
 // own (RUN_STARTED seeds owners from its input; RUN_FINISHED and RUN_ERROR
 // end the run), or history replayed to rebuild a Tracker.
@@ -384,22 +402,13 @@ func (t *Tracker) Apply(ev *Event) {
 	id := ev.MessageID
 	switch ev.Type {
 	case TextMessageStart:
-		if !t.messages[id] {
-			t.messages[id] = true
-			t.push(entMessage, id, ownerOf(ev), ev)
-		}
+		t.begin(t.messages, entMessage, id, ownerOf(ev), ev)
 		t.setOwner(ownMessage, id, ownerOf(ev), false)
 	case TextMessageEnd:
-		if t.messages[id] {
-			delete(t.messages, id)
-			t.pop(entMessage, id, owner{})
-		}
+		t.end(t.messages, entMessage, id)
 	case ToolCallStart:
 		tc := ev.ToolCallID
-		if !t.toolCalls[tc] {
-			t.toolCalls[tc] = true
-			t.push(entToolCall, tc, ownerOf(ev), ev)
-		}
+		t.begin(t.toolCalls, entToolCall, tc, ownerOf(ev), ev)
 		o := ownerOf(ev)
 		if !ev.Tagged {
 			if p, ok := t.owners[ownMessage][ev.ParentMessageID]; ok && ev.HasParentMessage {
@@ -408,10 +417,7 @@ func (t *Tracker) Apply(ev *Event) {
 		}
 		t.setOwner(ownToolCall, tc, o, false)
 	case ToolCallEnd:
-		if t.toolCalls[ev.ToolCallID] {
-			delete(t.toolCalls, ev.ToolCallID)
-			t.pop(entToolCall, ev.ToolCallID, owner{})
-		}
+		t.end(t.toolCalls, entToolCall, ev.ToolCallID)
 	case ToolCallResult:
 		t.setOwner(ownMessage, id, ownerOf(ev), true)
 	case StepStarted:
@@ -440,31 +446,17 @@ func (t *Tracker) Apply(ev *Event) {
 		if ev.Type == ReasoningMessageStart {
 			set, kind = t.reasoning, entReasoningMessage
 		}
-		if !set[id] {
-			set[id] = true
-			t.push(kind, id, ownerOf(ev), ev)
-		}
+		t.begin(set, kind, id, ownerOf(ev), ev)
 		t.setOwner(ownReasoning, id, ownerOf(ev), false)
 	case ReasoningMessageEnd:
-		if t.reasoning[id] {
-			delete(t.reasoning, id)
-			t.pop(entReasoningMessage, id, owner{})
-		}
+		t.end(t.reasoning, entReasoningMessage, id)
 	case ReasoningEnd:
-		if t.spans[id] {
-			delete(t.spans, id)
-			t.pop(entReasoningSpan, id, owner{})
-		}
+		t.end(t.spans, entReasoningSpan, id)
 	case SubagentStarted:
-		if !t.subagents[ev.Subagent] {
-			t.subagents[ev.Subagent] = true
-			t.push(entSubagent, ev.Subagent, owner{}, ev)
-		}
+		t.begin(t.subagents, entSubagent, ev.Subagent, owner{}, ev)
 	case SubagentFinished, SubagentError:
-		if t.subagents[ev.Subagent] {
-			delete(t.subagents, ev.Subagent)
+		if t.end(t.subagents, entSubagent, ev.Subagent) {
 			t.closedSub[ev.Subagent] = true
-			t.pop(entSubagent, ev.Subagent, owner{})
 		}
 	case MessagesSnapshot, RunStarted:
 		auth := ev.Type == MessagesSnapshot
