@@ -116,7 +116,7 @@ func TestHubRecreatesLostConsumer(t *testing.T) {
 		// The server is up, so the first attempt succeeds (the library's
 		// would too; its later ones, when the stream has no leader, come
 		// 1, 2, 4 s apart: TestNATSServerLossDuringWrites covers that).
-		if d := time.Since(start); d > 900*time.Millisecond {
+		if d := time.Since(start); d > 2*time.Second {
 			t.Fatalf("consumer lost: deliveries resumed only after %v", d)
 		}
 	}

@@ -58,6 +58,7 @@ type userCount struct {
 	waiting  []chan bool // handshakes to admit or refuse, with their limit
 	limits   []int
 	flushing bool // a goroutine is writing the entry
+	failing  bool // its last write failed: handshakes are let in at once
 }
 
 // NewUserCounter opens the connections bucket.
@@ -184,6 +185,15 @@ func (u *UserCounter) kickLocked(user string, uc *userCount) {
 		return
 	}
 	if uc.flushing {
+		if uc.failing {
+			// NATS is not answering: let handshakes in now, counted here,
+			// rather than after the retry's pause.
+			uc.local += len(uc.waiting)
+			for _, d := range uc.waiting {
+				d <- true
+			}
+			uc.waiting, uc.limits = nil, nil
+		}
 		return // the running flush takes the new work
 	}
 	uc.flushing = true
@@ -214,6 +224,7 @@ func (u *UserCounter) flush(user string, uc *userCount) {
 
 		admitted, err := u.write(user, local, limits)
 		u.mu.Lock()
+		uc.failing = err != nil
 		if err != nil {
 			// Let them in uncounted by the cluster for now: counted here,
 			// and written by the retry.
