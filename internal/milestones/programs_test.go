@@ -251,20 +251,24 @@ func TestTypingSeenThroughAFlood(t *testing.T) {
 	for !strings.Contains(c.m.Text(), "flood") {
 		c.step()
 	}
-	// Read nothing while the flood fills this client's queue and socket
-	// and passes the ring many times over; type; read nothing again until
-	// what drew the typing has left the ring too.
-	wait := func() {
-		from := n.Milestones.Session("flood").Offset()
-		// More than the client's queue and socket buffers hold; under
-		// -race on a busy machine the node reads a few MB/s.
-		testkit.EventuallyWithin(t, time.Minute, "the flood to pass the ring", func() bool {
-			return n.Milestones.Session("flood").Offset() > from+(8<<20)
-		})
-	}
-	wait()
+	// Read nothing until the node has stopped taking this client's output:
+	// its queue and socket are full. A client being served is never more
+	// than the ring (32 KiB) and a chunk behind, since a read that finds it
+	// out of the ring skips it to the present; 4 MiB behind, it is stalled,
+	// whatever the socket buffers hold.
+	sess := n.Milestones.Session("flood")
+	testkit.EventuallyWithin(t, time.Minute, "the client to stall", func() bool {
+		return sess.Stats().MaxClientLag > 4<<20
+	})
+	// Type, and read nothing until what drew the typing has left the ring.
+	typedAt := sess.Offset()
 	c.input("hello")
-	wait()
+	testkit.EventuallyWithin(t, time.Minute, "the typing to leave the ring", func() bool {
+		return sess.Offset() > typedAt+(4<<20)
+	})
+	if st := sess.Stats(); st.OutputBytes-st.MaxClientLag > typedAt {
+		t.Fatalf("the stalled client took output up to %d, past the typing at %d", st.OutputBytes-st.MaxClientLag, typedAt)
+	}
 	deadline := time.Now().Add(time.Minute) // reading what was queued first
 	for !strings.Contains(c.m.Text(), "typed: hello") {
 		if time.Now().After(deadline) {

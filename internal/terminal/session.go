@@ -112,13 +112,18 @@ type ExitStatus struct {
 
 // Stats is a snapshot of a session's counters.
 type Stats struct {
-	OutputBytes        int64 // bytes read from the PTY, same as Offset
-	RingBytes          int   // output bytes currently retained for replay
-	InputBytes         int64 // bytes written to the PTY
-	InputQueued        int   // bytes accepted by Write and not yet written
-	Skips              int64 // times any client fell out of the ring and skipped to a replay
-	ModelResyncs       int64 // times the screen model fell out of the ring and was rebuilt from it
-	Clients            int   // attached clients
+	OutputBytes  int64 // bytes read from the PTY, same as Offset
+	RingBytes    int   // output bytes currently retained for replay
+	InputBytes   int64 // bytes written to the PTY
+	InputQueued  int   // bytes accepted by Write and not yet written
+	Skips        int64 // times any client fell out of the ring and skipped to a replay
+	ModelResyncs int64 // times the screen model fell out of the ring and was rebuilt from it
+	Clients      int   // attached clients
+	// MaxClientLag is how many bytes of output the furthest-behind attached
+	// client has yet to take; one more than the ring behind skips to a
+	// replay when it next reads. Clients still owed their first replay
+	// are not counted.
+	MaxClientLag       int64
 	RecordingBytes     int64 // bytes written to the recording file
 	RecordingTruncated bool  // the recording stopped early (size cap, slow disk or write error)
 }
@@ -722,6 +727,7 @@ func (s *Session) Stats() Stats {
 		Skips:        s.out.skips.Load(),
 		ModelResyncs: s.out.scr.resyncs.Load(),
 		Clients:      s.out.clientCount(),
+		MaxClientLag: s.out.maxLag(),
 	}
 	if s.rec != nil {
 		st.RecordingBytes = s.rec.written.Load()

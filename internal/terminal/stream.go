@@ -653,6 +653,20 @@ func (s *stream) ringLen() int {
 	return int(s.end - s.startLocked())
 }
 
+// maxLag returns how far the furthest-behind client's cursor is from the
+// end, counting only clients whose replay has started.
+func (s *stream) maxLag() int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var lag int64
+	for c := range s.clients {
+		if cur := c.cursor.Load(); cur >= 0 {
+			lag = max(lag, s.end-cur)
+		}
+	}
+	return lag
+}
+
 func (s *stream) clientCount() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -191,9 +191,15 @@ func TestSlowClientSkipsToReplay(t *testing.T) {
 	for range 1000 {
 		s.ingest(line)
 	}
+	if lag := s.maxLag(); lag != s.end {
+		t.Fatalf("lag of a client at 0 = %d, want %d", lag, s.end)
+	}
 	ch, err := c.Next(context.Background())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if lag := s.maxLag(); lag != s.end-ch.End() {
+		t.Fatalf("lag after the replay = %d, want %d", lag, s.end-ch.End())
 	}
 	if !ch.Replay || c.Skips() != 1 || s.skips.Load() != 1 {
 		t.Fatalf("replay=%v skips=%d", ch.Replay, c.Skips())
