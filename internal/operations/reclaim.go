@@ -30,6 +30,9 @@ import (
 //     stores what it held back and the record, stops writing without a
 //     final event (releaseLocked) and answers with the answers it could not
 //     deliver meanwhile.
+//     Should B never claim it (the reply was lost, or B died first), A
+//     fails it after the grace unless some node writes it by then
+//     (expireLater, as for a node that stopped).
 //   - A shut down (it released its remote operations, see stopRunning) or
 //     died: nobody answers, and B takes the operation over from the store.
 //
@@ -226,12 +229,19 @@ func (o *operation) handleHandover(m *nats.Msg) {
 		o.releaseLocked()
 		handed = true
 	}
+	rec := o.rec
 	o.mu.Unlock()
-	b, _ := json.Marshal(reply)
-	_ = m.Respond(b)
 	if handed {
 		o.svc.released(o)
+		// Should the requester never claim it (the reply was lost, or it
+		// died first), the operation would run on with no writer and no
+		// node to fail it: this node fails it after the grace unless some
+		// node writes it by then. Armed before the reply, so that whoever
+		// reads the reply finds it armed.
+		o.svc.expireLater(&rec, "handed over to node "+req.Node)
 	}
+	b, _ := json.Marshal(reply)
+	_ = m.Respond(b)
 }
 
 // reattach gives the detached operation to w, a new connection of its
@@ -546,8 +556,9 @@ func (s *Service) adopt(o *operation) {
 }
 
 // expireLater arms the failure, after WorkerGrace, of the remote operation
-// rec of a node that stopped, unless a worker reclaims it meanwhile.
-func (s *Service) expireLater(rec *stored) {
+// rec that no node writes now (why says how that came about), unless a
+// worker reclaims it meanwhile.
+func (s *Service) expireLater(rec *stored, why string) {
 	s.mu.Lock()
 	armed := !s.closing && s.expiries[rec.OperationID] == nil
 	if armed {
@@ -555,7 +566,7 @@ func (s *Service) expireLater(rec *stored) {
 	}
 	s.mu.Unlock()
 	if armed {
-		s.log.Info("remote operation detached: its node stopped; waiting for its worker to reclaim it",
+		s.log.Info("remote operation detached: "+why+"; waiting for its worker to reclaim it",
 			"operation", rec.OperationID, "agent", rec.AgentID, "node", rec.Node, "grace", s.cfg.WorkerGrace)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tether-dev/tether/internal/config"
+	"github.com/tether-dev/tether/internal/operations"
 	"github.com/tether-dev/tether/internal/testkit"
 )
 
@@ -257,6 +258,56 @@ func TestReclaimHandover(t *testing.T) {
 	evs, _, _ := readOp(t, ui, "ho-1")
 	wantEvents(t, evs, seqs(5, tInputAnswered, tCancelled)...)
 	if rec := waitStatus(t, b, "alice", "ho-1", "cancelled"); rec["node"] != "node-a" || rec["last_seq"] != float64(6) {
+		t.Fatalf("record = %v", rec)
+	}
+}
+
+// A node asks for the operation and never claims it (the reply was lost,
+// or the node died first): the node that handed it over fails it once the
+// grace has passed, rather than leave it running with no writer.
+func TestHandoverNeverClaimed(t *testing.T) {
+	n := testkit.Start(t, graceConfig(t, 2*time.Second), nil)
+	w, ui := remoteOp(t, n, n, "hn", "hn-1")
+	_ = w.C.CloseNow()
+	expectLog(t, ui, 2, "tether: the worker disconnected; the operation waits up to 2s")
+	// The node that asks is gone before it claims: NATS alone stands for it.
+	msg, err := n.Backbone.NC.Request(operations.ReclaimSubject("hn-1"), []byte(`{"node":"ghost"}`), testkit.Timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(msg.Data) != `{}` {
+		t.Fatalf("handover reply %s, want the operation handed over", msg.Data)
+	}
+	evs, raw, _ := readOp(t, ui, "hn-1")
+	wantEvents(t, evs, seqs(3, tFailed)...)
+	if raw[0]["code"] != "agent_disconnected" || raw[0]["message"] != "the worker running the operation disconnected and did not reclaim it within 2s" {
+		t.Fatalf("failed = %v", raw[0])
+	}
+	if rec := waitStatus(t, n, "alice", "hn-1", "failed"); rec["last_seq"] != float64(3) {
+		t.Fatalf("record = %v", rec)
+	}
+}
+
+// The node that takes the operation over writes it on: the check the old
+// node makes once the grace has passed finds it held and changes nothing.
+func TestHandoverClaimedOutlivesGrace(t *testing.T) {
+	a, b := twoNodes(t, time.Second)
+	wb, ui := remoteOp(t, b, b, "far", "hc-1")
+	_ = wb.C.CloseNow()
+	expectLog(t, ui, 2, "tether: the worker disconnected")
+	wa := workerConn(t, a, "far", "work")
+	wantReply(t, reclaim(t, wa, "r", "hc-1"), map[string]any{"type": "reclaimed", "status": "running", "last_seq": 3})
+	expectLog(t, ui, 3, "tether: a worker reclaimed the operation through node node-a")
+	if !b.Ops.ExpiryArmed("hc-1") {
+		t.Fatal("node-b armed no check of the operation it handed over")
+	}
+	testkit.Eventually(t, "node-b's check after the grace", func() bool { return !b.Ops.ExpiryArmed("hc-1") })
+	b.Ops.WaitExpiring()
+	wa.Send(map[string]any{"type": "progress", "operation_id": "hc-1", "progress": 50})
+	wa.Send(map[string]any{"type": "completed", "operation_id": "hc-1"})
+	evs, _, _ := readOp(t, ui, "hc-1")
+	wantEvents(t, evs, seqs(4, tProgress, tCompleted)...)
+	if rec := waitStatus(t, a, "alice", "hc-1", "completed"); rec["node"] != "node-a" || rec["last_seq"] != float64(5) {
 		t.Fatalf("record = %v", rec)
 	}
 }

@@ -220,7 +220,7 @@ func (s *Service) failNode(ctx context.Context, node, why string) error {
 			continue
 		}
 		if rec.Kind == kindRemote && s.cfg.WorkerGrace > 0 {
-			s.expireLater(rec)
+			s.expireLater(rec, "its node stopped")
 			continue
 		}
 		o, err := s.orphan(ctx, rec)
