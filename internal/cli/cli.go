@@ -84,10 +84,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 func Serve(args []string, stdout, stderr io.Writer) error {
 	for _, a := range args {
 		if a == "-h" || a == "--help" || a == "-help" {
-			fs := config.Defaults().FlagSet("tether serve")
-			fs.SetOutput(stdout)
 			fmt.Fprintln(stdout, "Usage: tether serve [flags]")
-			fs.PrintDefaults()
+			config.PrintDefaults(stdout, config.Defaults().FlagSet("tether serve"))
 			return flag.ErrHelp
 		}
 	}

@@ -1,8 +1,10 @@
 package config_test
 
 import (
+	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -104,19 +106,37 @@ func TestValueErrorsSayTheExpectedForm(t *testing.T) {
 	}
 }
 
-// The flags' help prints every flag with its default, without the flag
-// package's "panic calling String method" for the wrapped values.
+// The flags' help prints every flag with the form of its value and its
+// default (zero defaults left out), without the flag package's "panic
+// calling String method" for the wrapped values.
 func TestHelpPrintsEveryFlag(t *testing.T) {
 	fs := config.Defaults().FlagSet("serve")
 	var out strings.Builder
-	fs.SetOutput(&out)
-	fs.PrintDefaults()
-	if strings.Contains(out.String(), "panic") {
-		t.Fatalf("help:\n%s", out.String())
+	config.PrintDefaults(&out, fs)
+	help := out.String()
+	if strings.Contains(help, "panic") || strings.Contains(help, " value\n") {
+		t.Fatalf("help:\n%s", help)
 	}
-	for _, want := range []string{"-idle-timeout value\n", "(default 1m0s)", "-terminal-ring-size value\n", "(default 1MiB)", "-dev\n"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("help lacks %q:\n%s", want, out.String())
+	n := 0
+	fs.VisitAll(func(f *flag.Flag) {
+		n++
+		if !regexp.MustCompile(`(?m)^  -` + regexp.QuoteMeta(f.Name) + `( (string|duration|size|int|number|list))?$`).MatchString(help) {
+			t.Errorf("help lacks -%s", f.Name)
+		}
+	})
+	if got := strings.Count(help, "\n    \t"); got != n {
+		t.Errorf("%d usage lines for %d flags:\n%s", got, n, help)
+	}
+	for _, want := range []string{
+		"  -addr string\n    \taddress to listen on (default \":8000\")\n",
+		"  -idle-timeout duration\n    \tclose a connection from which nothing (not even a pong) arrived for this long (default 1m0s)\n",
+		"  -terminal-ring-size size\n    \trecent output each terminal keeps for reconnecting clients (default 1MiB)\n",
+		"  -dev\n    \tdevelopment mode: generate a secret if none is configured and print a ready-to-use token\n",
+		"  -drain-timeout duration\n    \ton SIGTERM, let running operations and terminals finish for up to this long, starting nothing new, before shutting down (0: no drain)\n",
+		"  -allowed-origins list\n",
+	} {
+		if !strings.Contains(help, want) {
+			t.Errorf("help lacks %q:\n%s", want, help)
 		}
 	}
 }

@@ -30,6 +30,7 @@ const (
 type explained struct {
 	flag.Value
 	want string
+	form string // the form's name in help: "duration", "size", …; "" for a switch
 }
 
 // String is safe on the zero explained, which flag.PrintDefaults makes to
@@ -57,24 +58,24 @@ func (e explained) IsBoolFlag() bool {
 // explainValues wraps every typed flag of fs in explained.
 func explainValues(fs *flag.FlagSet) {
 	fs.VisitAll(func(f *flag.Flag) {
-		var want string
+		var want, form string
 		switch v := f.Value.(type) {
 		case *sizeValue:
-			want = wantSize
+			want, form = wantSize, "size"
 		case flag.Getter:
 			switch v.Get().(type) {
 			case time.Duration:
-				want = wantDuration
+				want, form = wantDuration, "duration"
 			case int, int64, uint, uint64:
-				want = wantInt
+				want, form = wantInt, "int"
 			case float64:
-				want = wantFloat
+				want, form = wantFloat, "number"
 			case bool:
 				want = wantBool
 			}
 		}
 		if want != "" {
-			f.Value = explained{Value: f.Value, want: want}
+			f.Value = explained{Value: f.Value, want: want, form: form}
 		}
 	})
 }
