@@ -154,9 +154,13 @@ func (s *Service) create(a *httpapi.Authenticator) http.HandlerFunc {
 
 func (s *Service) list(a *httpapi.Authenticator) http.HandlerFunc {
 	return a.Authed(func(w http.ResponseWriter, r *http.Request, cl *auth.Claims) {
-		status := r.URL.Query().Get("status")
+		status, err := httpapi.StatusFilter(r.URL.Query().Get("status"), statuses, statusGroups)
+		if err != nil {
+			httpapi.WriteError(w, http.StatusBadRequest, protocol.CodeBadRequest, err.Error())
+			return
+		}
 		ms, err := s.store.List(r.Context(), func(m *Milestone) bool {
-			return (cl.IsAdmin() || m.Owner == cl.Subject) && (status == "" || m.Status == status)
+			return (cl.IsAdmin() || m.Owner == cl.Subject) && status(m.Status)
 		})
 		if err != nil {
 			httpapi.Unavailable(w, r, s.log, err)

@@ -54,6 +54,19 @@ func TestMilestoneREST(t *testing.T) {
 	if got := len(list["milestones"].([]any)); got != 3 {
 		t.Fatalf("admin lists %d", got)
 	}
+	// By status: all three are pending until a client attaches.
+	for _, tc := range []struct {
+		query string
+		want  int
+	}{{"pending", 3}, {"live", 3}, {"running,finished", 0}} {
+		if status, list := testkit.Do(t, http.MethodGet, base+"?status="+tc.query, admin(t), nil); status != 200 || len(list["milestones"].([]any)) != tc.want {
+			t.Fatalf("status=%s: %d %v, want %d milestones", tc.query, status, list, tc.want)
+		}
+	}
+	if status, body := testkit.Do(t, http.MethodGet, base+"?status=done", admin(t), nil); status != 400 || body["error"] != "bad_request" ||
+		body["message"] != `unknown status "done": one of pending, running, finished, live` {
+		t.Fatalf("status=done: %d %v", status, body)
+	}
 	if status, _ := testkit.Do(t, http.MethodGet, base+"/"+id, testkit.Token(t, "mallory"), nil); status != 403 {
 		t.Fatalf("mallory get: %d", status)
 	}

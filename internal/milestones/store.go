@@ -26,6 +26,13 @@ const (
 	StatusFinished = "finished"
 )
 
+// statuses and statusGroups are what GET /api/milestones?status= accepts:
+// a status, or live for pending and running.
+var (
+	statuses     = []string{StatusPending, StatusRunning, StatusFinished}
+	statusGroups = map[string][]string{"live": {StatusPending, StatusRunning}}
+)
+
 // Reasons a milestone finished.
 const (
 	ReasonExited        = "exited"         // the program ended by itself

@@ -2,6 +2,7 @@ package operations_test
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -147,4 +148,47 @@ func TestInputAGUI(t *testing.T) {
 	wantFrames(t, postAGUI(t, n, "/ag-ui/agents/tests/ask", tok, in, map[string]string{"Last-Event-ID": "2"}).all(), want...)
 	// Retried: the answer is not given twice, and the stream is the same.
 	wantFrames(t, postAGUI(t, n, "/ag-ui/agents/tests/ask", tok, in, map[string]string{"Last-Event-ID": "2"}).all(), want...)
+}
+
+// The list's status filter takes a status, several, or live and ended; an
+// operation waiting for input is live, and an unknown status is refused
+// rather than matching nothing.
+func TestListByStatus(t *testing.T) {
+	n := testkit.Start(t, opsConfig(t), nil)
+	wr, ui := remoteOp(t, n, n, "runner", "ls-run")
+	wa, _ := remoteOp(t, n, n, "asker", "ls-ask")
+	wa.Send(map[string]any{"type": "input_request", "operation_id": "ls-ask", "request_id": "q", "prompt": "Go?"})
+	waitStatus(t, n, "alice", "ls-ask", "waiting_input")
+	wr.Send(map[string]any{"type": "completed", "operation_id": "ls-run"})
+	readOp(t, ui, "ls-run")
+	waitStatus(t, n, "alice", "ls-run", "completed")
+	list := func(query string) (int, string) {
+		t.Helper()
+		status, body := testkit.Do(t, http.MethodGet, n.HTTP+"/api/operations?status="+query, testkit.Token(t, "alice"), nil)
+		if status != 200 {
+			return status, compact(t, body)
+		}
+		var ids []string
+		for _, op := range body["operations"].([]any) {
+			ids = append(ids, op.(map[string]any)["operation_id"].(string))
+		}
+		slices.Sort(ids)
+		return status, strings.Join(ids, " ")
+	}
+	for _, tc := range []struct {
+		query, want string
+		status      int
+	}{
+		{"", "ls-ask ls-run", 200},
+		{"running", "", 200},
+		{"waiting_input", "ls-ask", 200},
+		{"live", "ls-ask", 200},
+		{"ended", "ls-run", 200},
+		{"completed,waiting_input", "ls-ask ls-run", 200},
+		{"runing", `{"error":"bad_request","message":"unknown status \"runing\": one of running, waiting_input, completed, failed, cancelled, ended, live"}`, 400},
+	} {
+		if status, got := list(tc.query); status != tc.status || got != tc.want {
+			t.Errorf("status=%s: %d %s, want %d %s", tc.query, status, got, tc.status, tc.want)
+		}
+	}
 }

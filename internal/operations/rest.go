@@ -141,7 +141,12 @@ func (s *Service) restStart(w http.ResponseWriter, r *http.Request, cl *auth.Cla
 
 func (s *Service) restList(w http.ResponseWriter, r *http.Request, cl *auth.Claims) {
 	q := r.URL.Query()
-	ops, err := s.List(r.Context(), cl, q.Get("agent_id"), q.Get("status"))
+	status, err := httpapi.StatusFilter(q.Get("status"), protocol.Statuses, protocol.StatusGroups)
+	if err != nil {
+		httpapi.WriteError(w, http.StatusBadRequest, protocol.CodeBadRequest, err.Error())
+		return
+	}
+	ops, err := s.List(r.Context(), cl, q.Get("agent_id"), status)
 	if err != nil {
 		s.writeErr(w, err)
 		return

@@ -685,15 +685,16 @@ func (s *Service) Get(ctx context.Context, cl *auth.Claims, id string) (protocol
 }
 
 // List returns the operations cl may see (its own; every one for admins),
-// optionally filtered by agent and status, newest first.
-func (s *Service) List(ctx context.Context, cl *auth.Claims, agent, status string) ([]protocol.OperationRecord, error) {
+// optionally filtered by agent and by status (a nil status matches all),
+// newest first.
+func (s *Service) List(ctx context.Context, cl *auth.Claims, agent string, status func(string) bool) ([]protocol.OperationRecord, error) {
 	recs, err := s.store.list(ctx)
 	if err != nil {
 		return nil, err
 	}
 	out := []protocol.OperationRecord{}
 	for _, r := range recs {
-		if (r.Owner != cl.Subject && !cl.IsAdmin()) || (agent != "" && r.AgentID != agent) || (status != "" && r.Status != status) {
+		if (r.Owner != cl.Subject && !cl.IsAdmin()) || (agent != "" && r.AgentID != agent) || (status != nil && !status(r.Status)) {
 			continue
 		}
 		out = append(out, r.OperationRecord)

@@ -101,6 +101,16 @@ const (
 	CodeAlreadyAnswered = "already_answered"
 )
 
+// Statuses lists every operation status, and StatusGroups the names a
+// list's status filter accepts for several: live (not ended) and ended.
+var (
+	Statuses     = []string{StatusRunning, StatusWaitingInput, StatusCompleted, StatusFailed, StatusCancelled}
+	StatusGroups = map[string][]string{
+		"live":  {StatusRunning, StatusWaitingInput},
+		"ended": {StatusCompleted, StatusFailed, StatusCancelled},
+	}
+)
+
 // Live reports whether an operation with status s has not ended.
 func Live(s string) bool { return s == StatusRunning || s == StatusWaitingInput }
 
