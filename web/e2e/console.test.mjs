@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import { writeFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { startServer, launchBrowser, newPage, terminalText, until, count, startOperation, pct } from "./harness.mjs";
+import { startServer, launchBrowser, newPage, terminalText, until, count, startOperation, operationsListed, pct } from "./harness.mjs";
 
 let srv;
 let chrome;
@@ -285,6 +285,26 @@ test("an operation runs to completion with its progress bar moving", async () =>
   assert.match(await card.getByTestId("op-result").textContent(), /"ok": true/);
   assert.equal(count(await card.getByTestId("op-log").textContent(), "log line at"), 6);
   await p.screenshot("operation-completed");
+  p.assertNoErrors();
+  await p.context.close();
+});
+
+test("an operation started while the connection is reopening starts once it is back", async () => {
+  const p = await openConsole("#/operations");
+  const { page } = p;
+  const state = () => page.getByTestId("ops-indicator").getAttribute("data-state");
+  await operationsListed(page);
+  await until("the connection", async () => (await state()) === "open");
+  const card = await p.duringNetworkCut(async () => {
+    srv.proxy.cut(1500);
+    await until("the indicator to show the drop", async () => (await state()) === "reconnecting", 5000);
+    // Clicked while no connection is open: the request waits for one.
+    const card = await startOperation(page, "steps", '{"n": 1}');
+    assert.equal(await state(), "open");
+    return card;
+  });
+  await until("completion", async () => (await card.getAttribute("data-status")) === "completed", 15000);
+  assert.equal(await page.getByTestId("op-error").textContent(), "");
   p.assertNoErrors();
   await p.context.close();
 });

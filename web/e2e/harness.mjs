@@ -284,7 +284,13 @@ export async function startOperation(page, type, input = '{"n": 1}') {
   await page.getByTestId("op-input").fill(input);
   const before = new Set(await cardIds(page));
   await page.getByTestId("op-start").click();
-  const id = await until("a new card", async () => (await cardIds(page)).find((i) => !before.has(i)));
+  const id = await until("a new card", async () => {
+    const id = (await cardIds(page)).find((i) => !before.has(i));
+    if (id) return id;
+    // The form's error, if any, is what the failure should say.
+    const err = await page.getByTestId("op-error").textContent();
+    if (err) throw new Error(`the form says: ${err}`);
+  });
   // Newest first: the new card is on top.
   assert.equal((await cardIds(page))[0], id);
   return page.locator(`[data-testid="op-card"][data-id="${id}"]`);

@@ -184,6 +184,8 @@ export class Socket {
   private opened = false;
   private nextId = 1;
   private pending = new Map<string, { resolve: (m: Msg) => void; reject: (e: Error) => void }>();
+  // Requests made while the connection is (re)opening, sent once it opens.
+  private waiting = new Set<{ send: () => void; fail: (e: Error) => void }>();
   state: SocketState = "connecting";
 
   constructor(
@@ -215,6 +217,9 @@ export class Socket {
       this.attempt = 0;
       this.setState("open");
       this.ev.open?.(again);
+      const waiting = [...this.waiting];
+      this.waiting.clear();
+      for (const w of waiting) w.send();
     };
     ws.onmessage = (e) => {
       if (typeof e.data !== "string") return;
@@ -241,6 +246,7 @@ export class Socket {
       if (this.stopped) return;
       if (FINAL_CLOSES.has(e.code)) {
         this.stopped = true;
+        this.failWaiting(new Error(`connection closed: ${e.code} ${e.reason}`));
         this.setState("closed", { code: e.code, reason: e.reason });
         return;
       }
@@ -269,35 +275,48 @@ export class Socket {
     return true;
   }
 
-  /** Sends m with a fresh id and resolves with the reply carrying it. */
+  /** Sends m with a fresh id and resolves with the reply carrying it. A
+   * request made while the connection is still opening or reopening is
+   * sent once it is open; timeoutMs counts from the call either way. */
   request(m: Msg, timeoutMs = 10000): Promise<Msg> {
     const id = "r" + this.nextId++;
     return new Promise((resolve, reject) => {
-      if (!this.send({ ...m, id })) {
-        reject(new Error("not connected"));
-        return;
-      }
+      const waiter = {
+        send: () => {
+          if (!this.send({ ...m, id })) {
+            waiter.fail(new Error("not connected"));
+            return;
+          }
+          this.pending.set(id, { resolve: (r) => done(() => resolve(r)), reject: (e) => waiter.fail(e) });
+        },
+        fail: (e: Error) => done(() => reject(e)),
+      };
       const t = setTimeout(() => {
         this.pending.delete(id);
+        this.waiting.delete(waiter);
         reject(new Error(`no reply to ${m.type} within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pending.set(id, {
-        resolve: (r) => {
-          clearTimeout(t);
-          resolve(r);
-        },
-        reject: (e) => {
-          clearTimeout(t);
-          reject(e);
-        },
-      });
+      const done = (settle: () => void) => {
+        clearTimeout(t);
+        settle();
+      };
+      if (this.stopped) waiter.fail(new Error("connection closed"));
+      else if (this.ws?.readyState === WebSocket.OPEN) waiter.send();
+      else this.waiting.add(waiter);
     });
+  }
+
+  private failWaiting(e: Error) {
+    const waiting = [...this.waiting];
+    this.waiting.clear();
+    for (const w of waiting) w.fail(e);
   }
 
   /** Closes for good. */
   close() {
     this.stopped = true;
     clearTimeout(this.timer);
+    this.failWaiting(new Error("connection closed"));
     if (this.ws) {
       const ws = this.ws;
       this.ws = null;
