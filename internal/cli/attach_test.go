@@ -264,6 +264,10 @@ func TestAttachRestoresTerminal(t *testing.T) {
 	if c := waitExit(t, code); c != 0 {
 		t.Fatalf("exit %d: %s", c, stderr)
 	}
+	// The command has exited, but what it wrote may still be on its way
+	// through the PTY to this test's reader; the detach message comes
+	// after the restore sequences.
+	testkit.Eventually(t, "the detach message", func() bool { return strings.Contains(scr.String(), "[detached from vi") })
 	check(scr)
 	if !strings.Contains(scr.model(100, 30).Text(), "[detached from vi") {
 		t.Fatalf("no detach message on the screen:\n%s", scr.model(100, 30).Text())
