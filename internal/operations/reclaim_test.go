@@ -54,6 +54,17 @@ func expectLog(t testing.TB, c *testkit.Client, seq int, prefix string) {
 	}
 }
 
+// expectExpired reads op's events up to the final one and fails unless
+// that is operation_failed at seq with agent_disconnected, after grace.
+func expectExpired(t testing.TB, c *testkit.Client, op string, seq int, grace string) {
+	t.Helper()
+	evs, raw, _ := readOp(t, c, op)
+	wantEvents(t, evs, seqs(seq, tFailed)...)
+	if raw[0]["code"] != "agent_disconnected" || raw[0]["message"] != "the worker running the operation disconnected and did not reclaim it within "+grace {
+		t.Fatalf("failed = %v", raw[0])
+	}
+}
+
 // A worker that loses its connection reclaims its operation on the same
 // node within the grace: the operation stays running, its watchers read
 // why it paused, an answer given meanwhile reaches the new connection, a
@@ -116,11 +127,7 @@ func TestReclaimGraceExpires(t *testing.T) {
 	w, ui := remoteOp(t, n, n, "rx", "rx-1")
 	_ = w.C.CloseNow()
 	expectLog(t, ui, 2, "tether: the worker disconnected; the operation waits up to 300ms")
-	evs, raw, _ := readOp(t, ui, "rx-1")
-	wantEvents(t, evs, seqs(3, tFailed)...)
-	if raw[0]["code"] != "agent_disconnected" || raw[0]["message"] != "the worker running the operation disconnected and did not reclaim it within 300ms" {
-		t.Fatalf("failed = %v", raw[0])
-	}
+	expectExpired(t, ui, "rx-1", 3, "300ms")
 	w2 := workerConn(t, n, "rx", "work")
 	wantReply(t, reclaim(t, w2, "late", "rx-1"), map[string]any{
 		"type": "error", "id": "late", "code": "not_found", "message": "operation rx-1 is not a running remote operation",
@@ -278,11 +285,7 @@ func TestHandoverNeverClaimed(t *testing.T) {
 	if string(msg.Data) != `{}` {
 		t.Fatalf("handover reply %s, want the operation handed over", msg.Data)
 	}
-	evs, raw, _ := readOp(t, ui, "hn-1")
-	wantEvents(t, evs, seqs(3, tFailed)...)
-	if raw[0]["code"] != "agent_disconnected" || raw[0]["message"] != "the worker running the operation disconnected and did not reclaim it within 2s" {
-		t.Fatalf("failed = %v", raw[0])
-	}
+	expectExpired(t, ui, "hn-1", 3, "2s")
 	if rec := waitStatus(t, n, "alice", "hn-1", "failed"); rec["last_seq"] != float64(3) {
 		t.Fatalf("record = %v", rec)
 	}
@@ -319,11 +322,7 @@ func TestReclaimGraceExpiresAfterNodeShutdown(t *testing.T) {
 	_, ui := remoteOp(t, b, a, "far", "gx-1")
 	b.Stop()
 	expectLog(t, ui, 2, "tether: the node running the operation is shutting down")
-	evs, raw, _ := readOp(t, ui, "gx-1")
-	wantEvents(t, evs, seqs(3, tFailed)...)
-	if raw[0]["code"] != "agent_disconnected" || raw[0]["message"] != "the worker running the operation disconnected and did not reclaim it within 500ms" {
-		t.Fatalf("failed = %v", raw[0])
-	}
+	expectExpired(t, ui, "gx-1", 3, "500ms")
 	if rec := waitStatus(t, a, "alice", "gx-1", "failed"); rec["node"] != "node-a" {
 		t.Fatalf("record = %v", rec)
 	}
