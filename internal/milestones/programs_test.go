@@ -1,9 +1,7 @@
 package milestones_test
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,16 +29,7 @@ func judge(t *testing.T, live *recorder, others map[string]*recorder) {
 	for name, o := range others {
 		cases = append(cases, oracle.Case{Name: name, Scrollback: 1000, A: live.ops, B: o.ops})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	res, err := oracle.Run(ctx, cases)
-	if errors.Is(err, oracle.ErrUnavailable) {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, r := range res {
+	for i, r := range oracle.RunTest(t, 2*time.Minute, cases) {
 		if !r.OK {
 			if os.Getenv("DEBUG_ORACLE") != "" {
 				// The case, to feed to oracle.js by hand (as a one-element array).

@@ -1,8 +1,6 @@
 package screen
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -58,16 +56,7 @@ func runOracle(t *testing.T, cases []oracleCase) []oracle.Result {
 	for i, c := range cases {
 		cs[i] = c.Case
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	res, err := oracle.Run(ctx, cs)
-	if errors.Is(err, oracle.ErrUnavailable) {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
+	return oracle.RunTest(t, 5*time.Minute, cs)
 }
 
 func checkOracle(t *testing.T, cases []oracleCase) {

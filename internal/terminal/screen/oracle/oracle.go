@@ -25,6 +25,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"testing"
+	"time"
 )
 
 // Op is one step a terminal client takes: exactly one of Reset (a fresh
@@ -74,6 +76,23 @@ var ErrUnavailable = errors.New("the xterm.js oracle needs Node.js and `npm ci` 
 func dir() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Dir(file)
+}
+
+// RunTest is Run for tests: it gives the oracle up to timeout, skips the
+// test when Node.js or the oracle's packages are missing, and fails it on
+// any other error.
+func RunTest(t testing.TB, timeout time.Duration, cases []Case) []Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	res, err := Run(ctx, cases)
+	if errors.Is(err, ErrUnavailable) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
 
 // Run feeds cases to the oracle and returns one Result per case, in order.
