@@ -281,26 +281,29 @@ export class Socket {
   request(m: Msg, timeoutMs = 10000): Promise<Msg> {
     const id = "r" + this.nextId++;
     return new Promise((resolve, reject) => {
-      const waiter = {
-        send: () => {
-          if (!this.send({ ...m, id })) {
-            waiter.fail(new Error("not connected"));
-            return;
-          }
-          this.pending.set(id, { resolve: (r) => done(() => resolve(r)), reject: (e) => waiter.fail(e) });
-        },
-        fail: (e: Error) => done(() => reject(e)),
-      };
       const t = setTimeout(() => {
         this.pending.delete(id);
         this.waiting.delete(waiter);
         reject(new Error(`no reply to ${m.type} within ${timeoutMs} ms`));
       }, timeoutMs);
-      const done = (settle: () => void) => {
-        clearTimeout(t);
-        settle();
+      const settle = {
+        resolve: (r: Msg) => {
+          clearTimeout(t);
+          resolve(r);
+        },
+        reject: (e: Error) => {
+          clearTimeout(t);
+          reject(e);
+        },
       };
-      if (this.stopped) waiter.fail(new Error("connection closed"));
+      const waiter = {
+        send: () => {
+          if (this.send({ ...m, id })) this.pending.set(id, settle);
+          else settle.reject(new Error("not connected"));
+        },
+        fail: settle.reject,
+      };
+      if (this.stopped) settle.reject(new Error("connection closed"));
       else if (this.ws?.readyState === WebSocket.OPEN) waiter.send();
       else this.waiting.add(waiter);
     });
