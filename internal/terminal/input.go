@@ -15,7 +15,11 @@ type inputQueue struct {
 	// writing is set while an item is being written, by the writer goroutine
 	// or by push writing directly, so that writes never overlap or reorder.
 	writing bool
-	wake    chan struct{}
+	// directDone is closed when push's direct write returns; nil when none
+	// is in flight. close waits for it, so that once the queue is closed no
+	// input is being written and the session's input count is final.
+	directDone chan struct{}
+	wake       chan struct{}
 	// direct writes what it can of p without waiting and returns how much;
 	// push uses it for input of at most inputChunk bytes when nothing is
 	// queued or being written. nil: everything goes through the queue.
@@ -49,10 +53,14 @@ func (q *inputQueue) push(p []byte) error {
 		// for every key; measured with two servers typed on in alternation,
 		// writing it here took 14 us off the echo's median.
 		q.writing = true
+		done := make(chan struct{})
+		q.directDone = done
 		q.mu.Unlock()
 		n := q.direct(p)
 		q.mu.Lock()
 		q.writing = false
+		q.directDone = nil
+		close(done)
 		q.bytes -= n
 		if n < len(p) && !q.closed {
 			// The rest goes first: whatever was queued meanwhile came later.
@@ -114,13 +122,22 @@ func (q *inputQueue) queued() int {
 	return q.bytes
 }
 
+// close drops what is queued, stops the writer goroutine and returns once a
+// direct write in flight has returned. A direct write never waits for the
+// PTY, so this is short; without it a push preempted between its write and
+// its count could add to the session's input bytes after the session had
+// reported its final count (a metric then stayed one keystroke short).
 func (q *inputQueue) close() {
 	q.mu.Lock()
 	q.closed = true
 	q.items = nil
+	inflight := q.directDone
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
 	default:
+	}
+	if inflight != nil {
+		<-inflight
 	}
 }
