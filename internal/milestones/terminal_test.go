@@ -555,37 +555,26 @@ func firstDiff(a, b string) int {
 // keep the byte counts of sessions that ended.
 func TestTerminalMetrics(t *testing.T) {
 	n := testkit.Start(t, nil, nil)
-	has := func(want ...string) func() bool {
-		return func() bool {
-			page := n.Metrics(t)
-			for _, w := range want {
-				if !strings.Contains(page, "\n"+w+"\n") {
-					return false
-				}
-			}
-			return true
-		}
-	}
 	create(t, n, "met", quietCat)
 	c := attach(t, n, "met", alice(t), "")
 	c.status()
 	c.ready()
 	c.input("hello\n")
 	c.until("the echo", func(o string) bool { return strings.Contains(o, "hello\r\n") })
-	testkit.Eventually(t, "one terminal, one client", has(
+	n.WaitMetrics(t, "one terminal, one client",
 		"tether_terminals_running 1",
 		"tether_terminal_clients 1",
 		"tether_terminal_output_bytes_total 14", // ready\r\n hello\r\n
 		"tether_terminal_input_bytes_total 6",
 		"tether_terminal_skips_total 0",
 		"tether_terminal_model_resyncs_total 0",
-	))
+	)
 	c.input("\x04") // end of input: cat exits
 	c.Expect("exit")
-	testkit.Eventually(t, "the session ended, its bytes kept", has(
+	n.WaitMetrics(t, "the session ended, its bytes kept",
 		"tether_terminals_running 0",
 		"tether_terminal_clients 0",
 		"tether_terminal_output_bytes_total 14",
 		"tether_terminal_input_bytes_total 7",
-	))
+	)
 }

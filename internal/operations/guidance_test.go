@@ -763,17 +763,6 @@ func TestWatchersLeaveNoConsumers(t *testing.T) {
 // The node's /metrics count operations, their events and their watchers.
 func TestMetrics(t *testing.T) {
 	n := startNode(t)
-	has := func(want ...string) func() bool {
-		return func() bool {
-			page := n.Metrics(t)
-			for _, w := range want {
-				if !strings.Contains(page, "\n"+w+"\n") {
-					return false
-				}
-			}
-			return true
-		}
-	}
 	dir, open := gate(t)
 	c := guidance(t, n, "alice")
 	start(t, c, "met-1", "tests", "gated", dir)
@@ -787,22 +776,22 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	testkit.Eventually(t, "running and watched", has(
+	n.WaitMetrics(t, "running and watched",
 		"tether_operations_running 1",
 		"tether_operation_watchers 2", // the starter's connection and the SSE stream
 		`tether_operations_started_total{agent="tests"} 1`,
-	))
+	)
 	open("go1")
 	open("go2")
 	waitStatus(t, n, "alice", "met-1", "completed")
 	_, _ = io.Copy(io.Discard, resp.Body) // the stream ends after the final event
 	// Both watchers end with the final event.
-	testkit.Eventually(t, "finished and unwatched", has(
+	n.WaitMetrics(t, "finished and unwatched",
 		"tether_operations_running 0",
 		"tether_operation_watchers 0",
 		`tether_operations_finished_total{agent="tests",status="completed"} 1`,
 		`tether_operation_events_total{type="operation_started"} 1`,
 		`tether_operation_events_total{type="operation_completed"} 1`,
-	))
+	)
 	closeClient(c)
 }

@@ -328,6 +328,40 @@ func (n *Node) Metrics(t testing.TB) string {
 	return string(b)
 }
 
+// WaitMetrics waits until n's /metrics page has every line of want
+// exactly ("name{labels} value"), and otherwise fails naming what the page
+// had instead of each line still missing.
+func (n *Node) WaitMetrics(t testing.TB, what string, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(Timeout)
+	for {
+		page := n.Metrics(t)
+		var missing []string
+		for _, w := range want {
+			if !strings.Contains(page, "\n"+w+"\n") {
+				missing = append(missing, w)
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			var b strings.Builder
+			for _, w := range missing {
+				name, _, _ := strings.Cut(w, " ")
+				fmt.Fprintf(&b, "\n  want %q; the page has:", w)
+				for _, line := range strings.Split(page, "\n") {
+					if strings.HasPrefix(line, name+" ") {
+						fmt.Fprintf(&b, " %q", line)
+					}
+				}
+			}
+			t.Fatalf("timed out waiting for %s:%s", what, b.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // SyncBuffer is a bytes.Buffer safe for concurrent use: a log or a
 // process's output written by one goroutine and read by the test.
 type SyncBuffer struct {
