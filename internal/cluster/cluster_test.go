@@ -146,7 +146,13 @@ func TestObserversAgreeOnDeath(t *testing.T) {
 	ctx := context.Background()
 	opts := Options{Interval: 100 * time.Millisecond, DeadAfter: 600 * time.Millisecond}
 	var obs []*Registry
-	downs := make(chan time.Time, 4)
+	// Each observer's first verdict, by observer: they may come in either
+	// order, and each is judged against that observer's own last heartbeat.
+	type verdict struct {
+		obs int
+		at  time.Time
+	}
+	downs := make(chan verdict, 4)
 	for _, name := range []string{"a", "b", "c"} {
 		r, err := Join(ctx, bb, Node{Name: name}, opts, nil)
 		if err != nil {
@@ -155,20 +161,23 @@ func TestObserversAgreeOnDeath(t *testing.T) {
 		defer r.Leave()
 		obs = append(obs, r)
 	}
-	for _, r := range obs[:2] {
+	for i, r := range obs[:2] {
 		r.OnDown(func(n string) {
 			if n == "c" {
-				downs <- time.Now()
+				downs <- verdict{i, time.Now()}
 			}
 		})
 	}
 	eventually(t, "everyone to see c", func() bool { return obs[0].Up("c") && obs[1].Up("c") })
 	obs[2].halt() // c dies: its key stays, its heartbeat stops
-	var at []time.Time
-	for range 2 {
+	var at [2]time.Time
+	for at[0].IsZero() || at[1].IsZero() {
 		select {
-		case d := <-downs:
-			at = append(at, d)
+		case v := <-downs:
+			if !at[v.obs].IsZero() {
+				t.Fatalf("observer %d declared c down twice: it came back up in between", v.obs)
+			}
+			at[v.obs] = v.at
 		case <-time.After(10 * time.Second):
 			t.Fatal("c never reported down by both observers")
 		}
