@@ -257,10 +257,37 @@ func (r *Registry) follow(w jetstream.KeyWatcher, cancel context.CancelFunc) {
 			if e != nil { // nil marks the end of the initial values
 				r.record(e, time.Now())
 			}
-		case now := <-t.C:
-			t.Reset(r.check(now))
+		case <-t.C:
+			// Heartbeats already delivered count before the verdict: select
+			// picks at random among ready cases, and a check run ahead of a
+			// heartbeat waiting in the channel would call its node down,
+			// then up again when it is recorded.
+			if !r.recordPending(w) {
+				return
+			}
+			t.Reset(r.check(time.Now()))
 		}
 	}
+}
+
+// recordPending records the updates waiting in w's channel, at most one
+// channel's worth so that a stream of updates cannot hold off the check.
+// It returns false when the watcher has stopped.
+func (r *Registry) recordPending(w jetstream.KeyWatcher) bool {
+	for range max(cap(w.Updates()), 1) {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return false
+			}
+			if e != nil {
+				r.record(e, time.Now())
+			}
+		default:
+			return true
+		}
+	}
+	return true
 }
 
 // record notes one change of the bucket.
