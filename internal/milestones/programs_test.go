@@ -232,6 +232,11 @@ func TestTypingSeenThroughAFlood(t *testing.T) {
 	program(t, "python3")
 	cfg := testkit.Config(t)
 	cfg.TerminalRingSize = 32 << 10
+	// The client reads nothing for as long as the flood takes to fill its
+	// socket and then push the typing out of the ring: over 10 s on a busy
+	// machine. The node's default write timeout would cut it off (as it
+	// should a client that stalls that long), which is not under test here.
+	cfg.IdleTimeout, cfg.WriteTimeout = 5*time.Minute, 5*time.Minute
 	n := testkit.Start(t, cfg, nil)
 	create(t, n, "flood", []string{"python3", "-c", flooder})
 	c := record(t, n, "flood", "", true)
