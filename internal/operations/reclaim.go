@@ -260,7 +260,8 @@ func (o *operation) reattach(w *worker) (handoverReply, *Error) {
 	case o.holder != nil:
 		return handoverReply{}, errHeld(o.rec.OperationID)
 	case o.graceTimer != nil && !o.graceTimer.Stop():
-		return handoverReply{}, refuse(protocol.CodeNotFound, "operation %s has ended: its worker did not reclaim it in time", o.rec.OperationID)
+		// The grace has just passed: the operation is failing.
+		return handoverReply{}, refuse(protocol.CodeNotFound, "operation %s has ended", o.rec.OperationID)
 	}
 	o.graceTimer = nil
 	o.holder = w
@@ -327,8 +328,14 @@ func (s *Service) reclaim(w *worker, id string) (*operation, handoverReply, *Err
 // mayReclaim checks that w may reclaim the operation of rec.
 func (w *worker) mayReclaim(rec *stored) *Error {
 	id := rec.OperationID
-	if rec.Kind != kindRemote || !protocol.Live(rec.Status) {
-		return refuse(protocol.CodeNotFound, "operation %s is not a running remote operation", id)
+	// An ended operation gets the same answer whichever of the record, the
+	// operation's own state or its writer's reply tells first that it ended
+	// (its final event reaches watchers before its record says so).
+	switch {
+	case rec.Kind != kindRemote:
+		return refuse(protocol.CodeNotFound, "operation %s is not a remote operation", id)
+	case !protocol.Live(rec.Status):
+		return refuse(protocol.CodeNotFound, "operation %s has ended", id)
 	}
 	w.mu.Lock()
 	_, ok := w.agents[rec.AgentID]

@@ -130,7 +130,7 @@ func TestReclaimGraceExpires(t *testing.T) {
 	expectExpired(t, ui, "rx-1", 3, "300ms")
 	w2 := workerConn(t, n, "rx", "work")
 	wantReply(t, reclaim(t, w2, "late", "rx-1"), map[string]any{
-		"type": "error", "id": "late", "code": "not_found", "message": "operation rx-1 is not a running remote operation",
+		"type": "error", "id": "late", "code": "not_found", "message": "operation rx-1 has ended",
 	})
 }
 
@@ -148,7 +148,7 @@ func TestReclaimErrors(t *testing.T) {
 	}{
 		{"unknown", w1, "nope", "not_found", "no operation nope"},
 		{"invalid id", w1, "../x", "not_found", `no operation "../x"`},
-		{"command operation", nil, "re-cmd", "not_found", "operation re-cmd is not a running remote operation"},
+		{"command operation", nil, "re-cmd", "not_found", "operation re-cmd is not a remote operation"},
 		{"another agent's", workerConn(t, n, "other", "work"), "re-1", "forbidden", "operation re-1 belongs to agent re, which this connection has not registered"},
 		{"still held", workerConn(t, n, "re", "work"), "re-1", "operation_held", "operation re-1 is held by another worker connection"},
 	}
