@@ -49,3 +49,16 @@ func TestInputCloseWaitsForDirectWrite(t *testing.T) {
 		}
 	})
 }
+
+// A keystroke the PTY takes at once allocates nothing on its way.
+func TestDirectPushAllocatesNothing(t *testing.T) {
+	q := newInputQueue(1<<10, func(p []byte) int { return len(p) })
+	key := []byte("a")
+	if n := testing.AllocsPerRun(1000, func() {
+		if err := q.push(key); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("push allocated %v times per keystroke, want 0", n)
+	}
+}
