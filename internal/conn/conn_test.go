@@ -507,9 +507,7 @@ func TestIdleTimeout(t *testing.T) {
 	// would answer the pings, so wait for the server's close count first.
 	silent := testkit.Dial(t, agentURL(n), testkit.Bearer(tok))
 	start := time.Now()
-	testkit.Eventually(t, "the idle close", func() bool {
-		return strings.Contains(n.Metrics(t), `tether_closes_total{code="4008",endpoint="agent"} 1`)
-	})
+	n.WaitMetrics(t, "the idle close", `tether_closes_total{code="4008",endpoint="agent"} 1`)
 	if d := time.Since(start); d < 300*time.Millisecond {
 		t.Fatalf("closed after %v, before the idle timeout", d)
 	}
@@ -599,9 +597,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 	c.Expect("pong")
 	// A message is counted out once its write returned, which may be just
 	// after the client read it.
-	testkit.Eventually(t, "the pong counted", func() bool {
-		return strings.Contains(n.Metrics(t), `tether_messages_out_total{endpoint="agent",type="pong"} 1`)
-	})
+	n.WaitMetrics(t, "the pong counted", `tether_messages_out_total{endpoint="agent",type="pong"} 1`)
 	m := n.Metrics(t)
 	for _, want := range []string{
 		`tether_connections_open{endpoint="agent"} 1`,

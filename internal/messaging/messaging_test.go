@@ -290,9 +290,7 @@ func TestSlowConsumerClosed(t *testing.T) {
 	case <-time.After(testkit.Timeout):
 		t.Fatal("the reading subscriber was held up")
 	}
-	testkit.Eventually(t, "the slow consumer drop", func() bool {
-		return strings.Contains(n.Metrics(t), `tether_send_queue_drops_total{endpoint="agent"} 1`)
-	})
+	n.WaitMetrics(t, "the slow consumer drop", `tether_send_queue_drops_total{endpoint="agent"} 1`)
 	// Now the slow client reads: what was in flight, then close 4008.
 	if reason := slow.ExpectClose(4008); reason != "slow_consumer" {
 		t.Fatalf("reason %q", reason)
